@@ -1,0 +1,143 @@
+"""Budgets: what a test or a named model may cost, read from a marker or from pyproject.toml.
+
+A budget holds quantities in the unit its author wrote (so messages can speak that unit back);
+comparing it with a count under a given convention is the verdict's job.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .units import COMPUTE_UNITS, PARAM_UNITS, Quantity, UnitError, check_positive, parse_quantities
+
+MARKER_NAME = "flop_budget"
+OPTION_KEYS = ("name", "tolerance")
+
+
+class BudgetError(ValueError):
+    """A budget that cannot be read. The message names its place and the problem."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One budget: a compute limit and/or a parameter limit, with where it came from."""
+
+    compute: Quantity | None
+    params: Quantity | None
+    tolerance: float | None
+    name: str | None
+    origin: str
+    pyproject_key: str | None = None
+
+    @property
+    def source(self) -> str:
+        """``marker``, ``pyproject:nodeid`` or ``pyproject:name``."""
+        if self.pyproject_key is None:
+            return "marker"
+        return "pyproject:name" if self.name is not None else "pyproject:nodeid"
+
+
+def check_tolerance(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BudgetError(f"{where}: tolerance must be a number such as 0.02, got {value!r}")
+    if value < 0:
+        raise BudgetError(f"{where}: tolerance must not be negative, got {value!r}")
+    return float(value)
+
+
+def _from_arguments(
+    arguments: Mapping[str, Any],
+    where: str,
+    *,
+    allowed_options: Iterable[str],
+    extra: Iterable[Quantity] = (),
+) -> tuple[Quantity | None, Quantity | None, dict[str, Any]]:
+    compute: list[Quantity] = []
+    params: list[Quantity] = []
+    options: dict[str, Any] = {}
+    allowed = set(allowed_options)
+    for quantity in extra:
+        (params if quantity.unit.kind == "params" else compute).append(quantity)
+    for key, value in arguments.items():
+        unit = COMPUTE_UNITS.get(key) or PARAM_UNITS.get(key)
+        if unit is not None:
+            try:
+                number = check_positive(value, f"{key}")
+            except UnitError as error:
+                raise BudgetError(f"{where}: {error}") from None
+            (params if unit.kind == "params" else compute).append(Quantity(number, unit))
+        elif key in allowed:
+            options[key] = value
+        else:
+            known = ", ".join([*COMPUTE_UNITS, *PARAM_UNITS, *sorted(allowed)])
+            raise BudgetError(f"{where}: unknown argument {key!r} (known: {known})")
+    if len(compute) > 1:
+        units = ", ".join(q.unit.key for q in compute)
+        raise BudgetError(f"{where}: give exactly one compute unit, got {len(compute)} ({units})")
+    if len(params) > 1:
+        raise BudgetError(f"{where}: give at most one of params / mparams")
+    if not compute and not params:
+        raise BudgetError(
+            f"{where}: no budget given; add one compute unit (e.g. gflops=4.1 or gmacs=2) "
+            "and/or params / mparams"
+        )
+    return (compute[0] if compute else None), (params[0] if params else None), options
+
+
+def _read_options(options: Mapping[str, Any], where: str) -> tuple[str | None, float | None]:
+    name = options.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise BudgetError(f"{where}: name must be a non-empty string, got {name!r}")
+    tolerance = options.get("tolerance")
+    if tolerance is not None:
+        tolerance = check_tolerance(tolerance, where)
+    return name, tolerance
+
+
+def budget_from_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any], where: str) -> Budget:
+    """``@pytest.mark.flop_budget(gflops=4.1, mparams=25.6, name="ResNet", tolerance=0.02)``.
+
+    One positional string is accepted too: ``flop_budget("4.1 GFLOPs, 25.6M params")``.
+    """
+    if len(args) > 1 or (args and not isinstance(args[0], str)):
+        raise BudgetError(
+            f"{where}: positional arguments are not accepted (got {args!r}); "
+            "write e.g. flop_budget(gflops=4.1) or flop_budget('4.1 GFLOPs')"
+        )
+    extra: list[Quantity] = []
+    if args:
+        try:
+            extra = parse_quantities(args[0])
+        except UnitError as error:
+            raise BudgetError(f"{where}: {error}") from None
+    compute, params, options = _from_arguments(kwargs, where, allowed_options=OPTION_KEYS, extra=extra)
+    name, tolerance = _read_options(options, where)
+    return Budget(compute, params, tolerance, name, origin=where)
+
+
+def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -> Budget:
+    """A ``[tool.flopbudget.budgets]`` entry: a string (``"4.1 GFLOPs"``) or a table of units."""
+    if isinstance(value, str):
+        try:
+            quantities = parse_quantities(value)
+        except UnitError as error:
+            raise BudgetError(f"{where}: {error}") from None
+        compute, params, options = _from_arguments({}, where, allowed_options=(), extra=quantities)
+    elif isinstance(value, Mapping):
+        compute, params, options = _from_arguments(value, where, allowed_options=("tolerance",))
+    else:
+        raise BudgetError(
+            f"{where}: expected a string such as \"4.1 GFLOPs\" or a table such as "
+            f"{{ gflops = 4.1, mparams = 25.6 }}, got {type(value).__name__} {value!r}"
+        )
+    _, tolerance = _read_options(options, where)
+    name = None if is_nodeid else key
+    return Budget(compute, params, tolerance, name, origin=where, pyproject_key=key)
+
+
+def looks_like_nodeid(key: str) -> bool:
+    """Node ids name a file (``tests/test_x.py::test_y``); anything else is a recorded name."""
+    return "::" in key or key.endswith(".py")

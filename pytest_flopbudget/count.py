@@ -1,0 +1,84 @@
+"""The value a count produces: what the ``flops`` fixture returns and what reports carry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RawCount:
+    """What a backend measured, always in MACs (one fused multiply-add = 1)."""
+
+    macs: int
+    by_module_macs: Mapping[str, int]
+    unknown_ops: Mapping[str, int] = field(default_factory=dict)
+    ignored_ops: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Count:
+    """One call of ``flops(model, inputs)``.
+
+    ``flops`` follows the convention in force (``flops_per_mac``); ``macs`` never changes with
+    it. ``by_module`` maps module paths (as in ``model.named_modules()``) to FLOPs.
+    """
+
+    name: str
+    flops: int
+    macs: int
+    params: int
+    flops_per_mac: int
+    backend: str
+    by_module: Mapping[str, int] = field(default_factory=dict)
+    unknown_ops: Mapping[str, int] = field(default_factory=dict)
+
+    def top_modules(self, limit: int = 5) -> list[tuple[str, int]]:
+        """The heaviest modules at the shallowest depth where the work splits."""
+        return top_modules(self.by_module, limit)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "flops": self.flops,
+            "macs": self.macs,
+            "params": self.params,
+            "flops_per_mac": self.flops_per_mac,
+            "backend": self.backend,
+            "by_module": dict(self.by_module),
+            "unknown_ops": dict(self.unknown_ops),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Count:
+        return cls(
+            name=data["name"],
+            flops=int(data["flops"]),
+            macs=int(data["macs"]),
+            params=int(data["params"]),
+            flops_per_mac=int(data["flops_per_mac"]),
+            backend=data["backend"],
+            by_module={str(k): int(v) for k, v in data.get("by_module", {}).items()},
+            unknown_ops={str(k): int(v) for k, v in data.get("unknown_ops", {}).items()},
+        )
+
+
+def top_modules(by_module: Mapping[str, int], limit: int = 5) -> list[tuple[str, int]]:
+    """Descend from the root while a single child holds all the work, then list the children."""
+    prefix = ""
+    while True:
+        depth = prefix.count(".") + 1 if prefix else 0
+        children = {
+            path: value
+            for path, value in by_module.items()
+            if path
+            and value > 0
+            and path.count(".") == depth
+            and (not prefix or path.startswith(prefix + "."))
+        }
+        if len(children) == 1:
+            prefix = next(iter(children))
+            continue
+        ranked = sorted(children.items(), key=lambda item: (-item[1], item[0]))
+        return ranked[:limit]

@@ -1,0 +1,99 @@
+"""Model inputs in any shape users pass them, made traceable.
+
+Tracers take positional tensors and return tensors. Users pass a tensor, a tuple of arguments
+or a dict of keyword arguments, and models return dicts, dataclasses or cache objects.
+:class:`TensorCall` bridges the two without the user writing a wrapper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch.utils import _pytree as pytree
+
+
+class InputError(TypeError):
+    """Inputs the counter cannot pass to the model."""
+
+
+def normalize_inputs(inputs: object) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A tensor, a tuple/list of positional arguments, or a dict of keyword arguments."""
+    if isinstance(inputs, torch.Tensor):
+        return (inputs,), {}
+    if isinstance(inputs, tuple):
+        return inputs, {}
+    if isinstance(inputs, list):
+        return tuple(inputs), {}
+    if isinstance(inputs, Mapping):
+        bad = [key for key in inputs if not isinstance(key, str)]
+        if bad:
+            raise InputError(f"keyword inputs need string keys, got {bad[0]!r}")
+        return (), dict(inputs)
+    raise InputError(
+        "inputs must be a tensor, a tuple of positional arguments or a dict of keyword "
+        f"arguments, got {type(inputs).__name__}"
+    )
+
+
+def output_tensors(output: object, _depth: int = 0) -> list[torch.Tensor]:
+    """Every tensor in a model's output: tuples, dicts, dataclasses, cache objects."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if _depth > 6 or output is None or isinstance(output, (str, bytes, int, float, bool)):
+        return []
+    if isinstance(output, Mapping):
+        values: Any = output.values()
+    elif isinstance(output, (list, tuple, set)):
+        values = output
+    elif dataclasses.is_dataclass(output) and not isinstance(output, type):
+        values = [getattr(output, f.name) for f in dataclasses.fields(output)]
+    elif hasattr(output, "__dict__"):
+        values = vars(output).values()
+    else:
+        return []
+    found: list[torch.Tensor] = []
+    for value in values:
+        found.extend(output_tensors(value, _depth + 1))
+    return found
+
+
+class TensorCall(torch.nn.Module):
+    """Calls ``model(*args, **kwargs)`` from tensors alone and returns a tuple of tensors.
+
+    Non-tensor leaves of the inputs (flags, ints, None) are bound as constants. The model is
+    registered as the only child under ``PREFIX`` so module paths can be mapped back.
+    """
+
+    PREFIX = "model"
+
+    def __init__(self, model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        super().__init__()
+        self.model = model
+        leaves, self._spec = pytree.tree_flatten((args, kwargs))
+        self._tensor_positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
+        self._leaves = leaves
+        self.tensors = tuple(leaves[i] for i in self._tensor_positions)
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        leaves = list(self._leaves)
+        for position, tensor in zip(self._tensor_positions, tensors):
+            leaves[position] = tensor
+        args, kwargs = pytree.tree_unflatten(leaves, self._spec)
+        found = output_tensors(self.model(*args, **kwargs))
+        if not found:
+            raise InputError("the model returned no tensors; nothing can be traced")
+        return tuple(found)
+
+
+def strip_prefix(by_module: Mapping[str, int], prefix: str) -> dict[str, int]:
+    """Map the wrapper's module paths (``model.layer1``) back to the user's (``layer1``)."""
+    result: dict[str, int] = {}
+    for path, value in by_module.items():
+        if path == prefix:
+            result[""] = int(value)
+        elif path.startswith(prefix + "."):
+            result[path[len(prefix) + 1 :]] = int(value)
+    return result

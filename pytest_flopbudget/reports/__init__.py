@@ -1,0 +1,1 @@
+"""Verdicts -> reports: the terminal table, the JSON file, the pyproject update."""

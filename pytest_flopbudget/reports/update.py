@@ -1,0 +1,147 @@
+"""``--flop-budget-update``: write measured values into ``[tool.flopbudget.budgets]``.
+
+tomlkit keeps every other byte of the file (comments, order, other tables); the new file is
+written aside and then moved over the old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+
+from ..budget import looks_like_nodeid
+from ..config import Settings
+from ..record import TestRecord
+from ..units import COMPUTE_UNITS, PARAM_UNITS, PREFIXES, best_prefix, parse_quantities, round_up
+from ..verdict import NO_BUDGET, OVER, Verdict
+from .files import write_atomically
+
+
+class UpdateError(Exception):
+    """The pyproject could not be updated; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    flops: int
+    macs: int
+    params: int
+
+
+@dataclass
+class UpdateOutcome:
+    path: Path
+    written: list[str] = field(default_factory=list)
+    in_code: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        lines = [f"flop budgets updated in {self.path}: {len(self.written)} entries"]
+        lines += [f"  {key}" for key in self.written]
+        for where in self.in_code:
+            lines.append(f"  not updated (budget set by a marker in code, edit it there): {where}")
+        return lines
+
+
+def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[str, Measured], list[str]]:
+    """Which pyproject keys get which measured values, and over-budget markers left alone."""
+    entries: dict[str, Measured] = {}
+    in_code: list[str] = []
+    for record in records:
+        unbudgeted: list[Verdict] = []
+        for verdict in record.verdicts:
+            if verdict.flops is None or verdict.macs is None or verdict.params is None:
+                continue
+            if verdict.status == NO_BUDGET:
+                unbudgeted.append(verdict)
+            elif verdict.budget_key is not None:
+                _keep_max(entries, verdict.budget_key, Measured(verdict.flops, verdict.macs, verdict.params))
+            elif verdict.status == OVER:
+                in_code.append(f"{verdict.nodeid} ({verdict.name})")
+        if unbudgeted:
+            total = Measured(
+                sum(v.flops or 0 for v in unbudgeted),
+                sum(v.macs or 0 for v in unbudgeted),
+                sum(v.params or 0 for v in unbudgeted),
+            )
+            _keep_max(entries, record.nodeid, total)
+    return entries, in_code
+
+
+def _keep_max(entries: dict[str, Measured], key: str, value: Measured) -> None:
+    old = entries.get(key)
+    if old is None:
+        entries[key] = value
+    else:
+        entries[key] = Measured(max(old.flops, value.flops), max(old.macs, value.macs), max(old.params, value.params))
+
+
+def _value_in(unit_key: str, measured: Measured) -> float:
+    unit = COMPUTE_UNITS.get(unit_key) or PARAM_UNITS[unit_key]
+    base = {"flops": measured.flops, "macs": measured.macs, "params": measured.params}[unit.kind]
+    scaled = base / PREFIXES[unit.prefix]
+    if scaled <= 0:
+        return 0.0
+    rounded, prefix = round_up(base)
+    # express the rounded-up value in the entry's own unit
+    return float(f"{rounded * PREFIXES[prefix] / PREFIXES[unit.prefix]:.12g}")
+
+
+def _string_entry(measured: Measured, old: str | None) -> str:
+    compute_unit, params_prefix = "flops", None
+    if old is not None:
+        for quantity in parse_quantities(old):
+            if quantity.unit.kind == "params":
+                params_prefix = quantity.unit.prefix
+            else:
+                compute_unit = quantity.unit.kind
+    base = measured.macs if compute_unit == "macs" else measured.flops
+    parts = []
+    if base > 0:
+        value, prefix = round_up(base)
+        parts.append(f"{value:g} {prefix.upper()}{'FLOPs' if compute_unit == 'flops' else 'MACs'}")
+    if measured.params > 0:
+        prefix = params_prefix if params_prefix is not None else best_prefix(measured.params)
+        prefix = prefix if prefix in ("", "k", "m", "g") else "m"
+        value, natural = round_up(measured.params)
+        scaled = float(f"{value * PREFIXES[natural] / PREFIXES[prefix]:.12g}")
+        parts.append(f"{scaled:g}{prefix.upper()} params" if prefix else f"{scaled:g} params")
+    return ", ".join(parts)
+
+
+def _table_entry(table: Any, measured: Measured) -> None:
+    for key in list(table.keys()):
+        if key in COMPUTE_UNITS or key in PARAM_UNITS:
+            value = _value_in(key, measured)
+            if value > 0:
+                table[key] = value
+
+
+def update_pyproject(path: Path, records: Sequence[TestRecord], settings: Settings) -> UpdateOutcome:
+    entries, in_code = planned_entries(records)
+    outcome = UpdateOutcome(path=path, in_code=in_code)
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        document = tomlkit.parse(text)
+    except (OSError, UnicodeDecodeError, TOMLKitError) as error:
+        raise UpdateError(f"{path}: not updated, cannot read it: {error}") from None
+    tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
+    flopbudget = tool.setdefault("flopbudget", tomlkit.table())
+    if "budgets" not in flopbudget:
+        flopbudget.append("budgets", tomlkit.table())
+    budgets = flopbudget["budgets"]
+    for key in sorted(entries, key=lambda k: (not looks_like_nodeid(k), k)):
+        measured = entries[key]
+        old = budgets.get(key)
+        if isinstance(old, dict):
+            _table_entry(old, measured)
+        else:
+            budgets[key] = _string_entry(measured, old if isinstance(old, str) else None)
+        outcome.written.append(key)
+    if entries:
+        write_atomically(path, tomlkit.dumps(document))
+    return outcome

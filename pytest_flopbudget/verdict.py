@@ -1,0 +1,288 @@
+"""Budget + counts -> verdicts: one per budgeted subject (a name, or the whole test).
+
+A verdict is plain data (it crosses process borders under xdist), carrying the numbers, the
+budget as written, the status and the message a failing test shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .budget import Budget
+from .config import Settings
+from .count import Count, top_modules
+from .units import format_budget_value, format_quantity
+
+OK = "ok"
+OVER = "over"
+NO_BUDGET = "no budget"
+ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    nodeid: str
+    name: str
+    status: str
+    flops: int | None = None
+    macs: int | None = None
+    params: int | None = None
+    budget_flops: float | None = None
+    budget_params: float | None = None
+    budget_label: str | None = None
+    budget_source: str | None = None
+    budget_key: str | None = None
+    budget_unit: str | None = None
+    tolerance: float = 0.0
+    used: float | None = None
+    enforced: bool = True
+    message: str = ""
+    backend: str = ""
+    by_module: Mapping[str, int] = field(default_factory=dict)
+    unknown_ops: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def fails_test(self) -> bool:
+        return self.status == OVER and self.enforced
+
+    @property
+    def status_label(self) -> str:
+        return f"{self.status} (warn)" if self.status == OVER and not self.enforced else self.status
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["by_module"] = dict(self.by_module)
+        data["unknown_ops"] = dict(self.unknown_ops)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class _Subject:
+    name: str
+    flops: int
+    macs: int
+    params: int
+    backend: str
+    by_module: dict[str, int]
+    unknown_ops: dict[str, int]
+
+
+def _combine(name: str, counts: Sequence[Count], params: int) -> _Subject:
+    by_module: dict[str, int] = {}
+    unknown: dict[str, int] = {}
+    for count in counts:
+        for path, value in count.by_module.items():
+            by_module[path] = by_module.get(path, 0) + value
+        for op, times in count.unknown_ops.items():
+            unknown[op] = unknown.get(op, 0) + times
+    backends = sorted({count.backend for count in counts})
+    return _Subject(
+        name=name,
+        flops=sum(count.flops for count in counts),
+        macs=sum(count.macs for count in counts),
+        params=params,
+        backend="+".join(backends),
+        by_module=by_module,
+        unknown_ops=unknown,
+    )
+
+
+def group_by_name(counts: Sequence[Count]) -> dict[str, _Subject]:
+    """Counts recorded under one name add up their FLOPs; their params are one model's."""
+    grouped: dict[str, list[Count]] = {}
+    for count in counts:
+        grouped.setdefault(count.name, []).append(count)
+    return {
+        name: _combine(name, group, max(count.params for count in group))
+        for name, group in grouped.items()
+    }
+
+
+def judge(
+    nodeid: str,
+    counts: Sequence[Count],
+    marker_budgets: Sequence[Budget],
+    settings: Settings,
+    *,
+    test_failed: bool = False,
+) -> list[Verdict]:
+    """Every subject of one test against its budget (marker, then node id, then name)."""
+    subjects = group_by_name(counts)
+    named: dict[str, Budget] = {}
+    for budget in marker_budgets:  # closest marker first
+        if budget.name is not None:
+            named.setdefault(budget.name, budget)
+    unnamed = [budget for budget in marker_budgets if budget.name is None]
+    test_budget = unnamed[0] if unnamed else settings.budgets_by_nodeid.get(nodeid)
+
+    verdicts: list[Verdict] = []
+    for name, subject in subjects.items():
+        budget = named.get(name)
+        if budget is None and test_budget is None:
+            budget = settings.budgets_by_name.get(name)
+        if budget is not None:
+            verdicts.append(_check(nodeid, subject, budget, settings))
+        elif test_budget is None:
+            verdicts.append(_unbudgeted(nodeid, subject))
+    if test_budget is not None and subjects:
+        everything = list(subjects.values())
+        label = " + ".join(s.name for s in everything)
+        total = _Subject(
+            name=label,
+            flops=sum(s.flops for s in everything),
+            macs=sum(s.macs for s in everything),
+            params=sum(s.params for s in everything),
+            backend="+".join(sorted({s.backend for s in everything})),
+            by_module=_sum_modules(everything),
+            unknown_ops=_sum_ops(everything),
+        )
+        verdicts.append(_check(nodeid, total, test_budget, settings))
+    if not test_failed:
+        verdicts.extend(_missing(nodeid, subjects, named, test_budget))
+    return verdicts
+
+
+def _sum_modules(subjects: Sequence[_Subject]) -> dict[str, int]:
+    if len(subjects) == 1:
+        return dict(subjects[0].by_module)
+    # several models: prefix each model's paths with its name so they stay apart
+    return {f"{s.name}.{path}": value for s in subjects for path, value in s.by_module.items()} | {
+        s.name: s.flops for s in subjects
+    }
+
+
+def _sum_ops(subjects: Sequence[_Subject]) -> dict[str, int]:
+    ops: dict[str, int] = {}
+    for subject in subjects:
+        for op, times in subject.unknown_ops.items():
+            ops[op] = ops.get(op, 0) + times
+    return ops
+
+
+def _missing(
+    nodeid: str, subjects: Mapping[str, _Subject], named: Mapping[str, Budget], test_budget: Budget | None
+) -> list[Verdict]:
+    errors: list[Verdict] = []
+    recorded = ", ".join(repr(name) for name in subjects) or "nothing"
+    for name, budget in named.items():
+        if name not in subjects:
+            errors.append(
+                Verdict(
+                    nodeid=nodeid,
+                    name=name,
+                    status=ERROR,
+                    budget_source=budget.source,
+                    message=f"{budget.origin}: budget for {name!r}, but no count was recorded "
+                    f"under that name (recorded: {recorded}); call flops(model, inputs, name={name!r})",
+                )
+            )
+    if test_budget is not None and not subjects:
+        errors.append(
+            Verdict(
+                nodeid=nodeid,
+                name="-",
+                status=ERROR,
+                budget_source=test_budget.source,
+                message=f"{test_budget.origin}: the test has a budget but counted no model; "
+                "call the flops fixture: flops(model, inputs)",
+            )
+        )
+    return errors
+
+
+def _unbudgeted(nodeid: str, subject: _Subject) -> Verdict:
+    return Verdict(
+        nodeid=nodeid,
+        name=subject.name,
+        status=NO_BUDGET,
+        flops=subject.flops,
+        macs=subject.macs,
+        params=subject.params,
+        backend=subject.backend,
+        by_module=subject.by_module,
+        unknown_ops=subject.unknown_ops,
+    )
+
+
+def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -> Verdict:
+    tolerance = budget.tolerance if budget.tolerance is not None else settings.tolerance
+    fpm = settings.flops_per_mac
+    problems: list[str] = []
+    limit_flops: float | None = None
+    used: float | None = None
+    labels: list[str] = []
+    unit_key: str | None = None
+    if budget.compute is not None:
+        unit = budget.compute.unit
+        unit_key = unit.key
+        limit = budget.compute.base_value
+        measured = subject.macs if unit.kind == "macs" else subject.flops
+        limit_flops = limit * fpm if unit.kind == "macs" else limit
+        used = subject.flops / limit_flops
+        labels.append(format_budget_value(limit, unit.kind, unit.prefix))
+        if measured > limit * (1 + tolerance):
+            problems.append(_over(subject.name, measured, limit, unit.kind, unit.prefix, tolerance))
+    limit_params: float | None = None
+    if budget.params is not None:
+        unit = budget.params.unit
+        limit_params = budget.params.base_value
+        labels.append(format_budget_value(limit_params, "params", unit.prefix))
+        if used is None:
+            used = subject.params / limit_params
+        if subject.params > limit_params * (1 + tolerance):
+            problems.append(_over(subject.name, subject.params, limit_params, "params", unit.prefix, tolerance))
+    status = OVER if problems else OK
+    message = ""
+    if problems:
+        message = "\n".join([*problems, *_details(subject)])
+    return Verdict(
+        nodeid=nodeid,
+        name=subject.name,
+        status=status,
+        flops=subject.flops,
+        macs=subject.macs,
+        params=subject.params,
+        budget_flops=limit_flops,
+        budget_params=limit_params,
+        budget_label=", ".join(labels),
+        budget_source=budget.source,
+        budget_key=budget.pyproject_key,
+        budget_unit=unit_key,
+        tolerance=tolerance,
+        used=used,
+        enforced=settings.on_exceed == "fail" and not settings.update,
+        message=message,
+        backend=subject.backend,
+        by_module=subject.by_module,
+        unknown_ops=subject.unknown_ops,
+    )
+
+
+def _over(name: str, measured: float, limit: float, kind: Any, prefix: str, tolerance: float) -> str:
+    excess = (measured / limit - 1) * 100
+    slack = f", tolerance {tolerance:.1%}" if tolerance else ""
+    return (
+        f"{name}: {format_budget_value(measured, kind, prefix)} exceeds budget "
+        f"{format_budget_value(limit, kind, prefix)} (+{excess:.1f}%{slack})"
+    )
+
+
+def _details(subject: _Subject) -> list[str]:
+    lines: list[str] = []
+    ranked = top_modules(subject.by_module)
+    if ranked:
+        lines.append("top modules by FLOPs:")
+        width = max(len(path) for path, _ in ranked)
+        for path, flops in ranked:
+            share = flops / subject.flops if subject.flops else 0.0
+            lines.append(f"  {path:<{width}}  {format_quantity(flops, 'flops'):>12}  {share:6.1%}")
+    if subject.unknown_ops:
+        listed = ", ".join(f"{op} x{times}" for op, times in sorted(subject.unknown_ops.items()))
+        lines.append(f"not counted (unknown ops): {listed}")
+    return lines
