@@ -80,5 +80,7 @@ def top_modules(by_module: Mapping[str, int], limit: int = 5) -> list[tuple[str,
         if len(children) == 1:
             prefix = next(iter(children))
             continue
+        if not children:
+            return [(prefix, by_module[prefix])][:limit] if prefix else []
         ranked = sorted(children.items(), key=lambda item: (-item[1], item[0]))
         return ranked[:limit]

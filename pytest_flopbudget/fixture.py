@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import torch
+from typing import TYPE_CHECKING
 
 from .count import Count
-from .counter import count_model
+
+if TYPE_CHECKING:
+    import torch
 
 
 class FlopCounter:
@@ -32,6 +33,8 @@ class FlopCounter:
         grad: bool = False,
     ) -> Count:
         __tracebackhide__ = True
+        from .counter import count_model  # torch is imported only by tests that count
+
         count = count_model(
             model,
             inputs,

@@ -128,9 +128,10 @@ def format_quantity(value: float | None, kind: Kind, prefix: str | None = None) 
 def format_budget_value(value: float, kind: Kind, prefix: str) -> str:
     """Two decimals in the budget's own unit, as in ``4.52 GFLOPs exceeds budget 4.10 GFLOPs``."""
     scaled = value / PREFIXES[prefix]
+    number = f"{scaled:.2f}" if prefix else f"{scaled:,.0f}"
     if kind == "params":
-        return f"{scaled:.2f}{_DISPLAY_PREFIX[prefix]} params" if prefix else f"{scaled:,.0f} params"
-    return f"{scaled:.2f} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
+        return f"{number}{_DISPLAY_PREFIX[prefix]} params" if prefix else f"{number} params"
+    return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
 
 
 def round_up(value: float, digits: int = 4) -> tuple[float, str]:

@@ -266,11 +266,12 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
 
 def _over(name: str, measured: float, limit: float, kind: Any, prefix: str, tolerance: float) -> str:
     excess = (measured / limit - 1) * 100
+    shown = f"+{excess:.1f}%" if excess >= 0.05 else "+<0.1%"
     slack = f", tolerance {tolerance:.1%}" if tolerance else ""
-    return (
-        f"{name}: {format_budget_value(measured, kind, prefix)} exceeds budget "
-        f"{format_budget_value(limit, kind, prefix)} (+{excess:.1f}%{slack})"
-    )
+    got, allowed = format_budget_value(measured, kind, prefix), format_budget_value(limit, kind, prefix)
+    if got == allowed:  # too close to tell apart in the budget's unit: show exact numbers
+        got, allowed = format_budget_value(measured, kind, ""), format_budget_value(limit, kind, "")
+    return f"{name}: {got} exceeds budget {allowed} ({shown}{slack})"
 
 
 def _details(subject: _Subject) -> list[str]:

@@ -1,0 +1,78 @@
+"""Shared helpers: small real models, written into each pytester project as ``models.py``."""
+
+from __future__ import annotations
+
+import textwrap
+
+import warnings
+
+import pytest
+
+# pytester's in-process runs drop modules first imported inside them; torch's C extension
+# cannot be imported twice in one process, so it is imported here, once, for all of them.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import fvcore.nn  # noqa: F401
+    import torch  # noqa: F401
+
+    import pytest_flopbudget.counter  # noqa: F401
+
+MODELS = textwrap.dedent(
+    '''
+    import torch
+    from torch import nn
+
+
+    class FFN(nn.Module):
+        """The seed article's three-layer FFN: 4 -> 1024 -> 1024 -> 2."""
+
+        def __init__(self, hidden: int = 1024):
+            super().__init__()
+            self.fc1 = nn.Linear(4, hidden)
+            self.fc2 = nn.Linear(hidden, hidden)
+            self.fc3 = nn.Linear(hidden, 2)
+
+        def forward(self, x):
+            return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+
+    class TinyConv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, kernel_size=3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+
+    class KeywordModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(16, 32)
+
+        def forward(self, input_ids=None, scale=1.0, extra=None):
+            out = self.proj(input_ids) * scale
+            if extra is not None:
+                out = out + self.proj(extra)
+            return {"logits": out, "aux": None}
+
+
+    def ffn_input():
+        return torch.randn(1, 4)
+    '''
+)
+
+# 4*1024 + 1024*1024 + 1024*2 multiply-accumulates (seed article 002).
+FFN_MACS = 4 * 1024 + 1024 * 1024 + 1024 * 2
+# weights plus biases of the three layers
+FFN_PARAMS = (4 * 1024 + 1024) + (1024 * 1024 + 1024) + (1024 * 2 + 2)
+# Conv2d(3, 8, 3, padding=1) on 8x8: 8 output channels x 64 positions x (3 x 3 x 3) taps
+CONV_MACS = 8 * 8 * 8 * (3 * 3 * 3)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester project with ``models.py`` importable from its tests."""
+    pytester.makepyfile(models=MODELS)
+    pytester.syspathinsert()
+    return pytester
