@@ -113,7 +113,9 @@ def budget_from_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any], where: 
             extra = parse_quantities(args[0])
         except UnitError as error:
             raise BudgetError(f"{where}: {error}") from None
-    compute, params, options = _from_arguments(kwargs, where, allowed_options=OPTION_KEYS, extra=extra)
+    compute, params, options = _from_arguments(
+        kwargs, where, allowed_options=OPTION_KEYS, extra=extra
+    )
     name, tolerance = _read_options(options, where)
     return Budget(compute, params, tolerance, name, origin=where)
 
@@ -130,7 +132,7 @@ def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -
         compute, params, options = _from_arguments(value, where, allowed_options=("tolerance",))
     else:
         raise BudgetError(
-            f"{where}: expected a string such as \"4.1 GFLOPs\" or a table such as "
+            f'{where}: expected a string such as "4.1 GFLOPs" or a table such as '
             f"{{ gflops = 4.1, mparams = 25.6 }}, got {type(value).__name__} {value!r}"
         )
     _, tolerance = _read_options(options, where)

@@ -81,7 +81,7 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
 
     on_exceed = section.get("on_exceed", "fail")
     if on_exceed not in ON_EXCEED_CHOICES:
-        raise ConfigError(f"{place} on_exceed: must be \"fail\" or \"warn\", got {on_exceed!r}")
+        raise ConfigError(f'{place} on_exceed: must be "fail" or "warn", got {on_exceed!r}')
 
     budgets = section.get("budgets", {})
     if not isinstance(budgets, Mapping):

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class CountError(Exception):
+    """A model that could not be counted; the message names the model and the cause."""
+
+
 @dataclass(frozen=True)
 class RawCount:
     """What a backend measured, always in MACs (one fused multiply-add = 1)."""

@@ -10,12 +10,8 @@ from typing import Any
 import torch
 
 from .backends import get_backend
-from .count import Count
+from .count import Count, CountError
 from .inputs import InputError, normalize_inputs
-
-
-class CountError(Exception):
-    """A model that could not be counted; the message names the model and the cause."""
 
 
 def count_model(
@@ -46,7 +42,7 @@ def count_model(
         raise CountError(
             f"{label}: {backend} could not count this model: {type(error).__name__}: "
             f"{_first_line(error)}"
-        ) from error
+        ) from None
     params = sum(p.numel() for p in model.parameters())
     return Count(
         name=label,

@@ -73,13 +73,15 @@ class TensorCall(torch.nn.Module):
         super().__init__()
         self.model = model
         leaves, self._spec = pytree.tree_flatten((args, kwargs))
-        self._tensor_positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
+        self._tensor_positions = [
+            i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)
+        ]
         self._leaves = leaves
         self.tensors = tuple(leaves[i] for i in self._tensor_positions)
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         leaves = list(self._leaves)
-        for position, tensor in zip(self._tensor_positions, tensors):
+        for position, tensor in zip(self._tensor_positions, tensors, strict=True):
             leaves[position] = tensor
         args, kwargs = pytree.tree_unflatten(leaves, self._spec)
         found = output_tensors(self.model(*args, **kwargs))

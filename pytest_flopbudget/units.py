@@ -43,7 +43,9 @@ class Unit:
 
 
 COMPUTE_UNITS: dict[str, Unit] = {
-    f"{p}{kind}": Unit(kind, p) for kind in ("flops", "macs") for p in PREFIXES  # type: ignore[arg-type]
+    f"{p}{kind}": Unit(kind, p)
+    for kind in ("flops", "macs")
+    for p in PREFIXES  # type: ignore[arg-type]
 }
 PARAM_UNITS: dict[str, Unit] = {"params": Unit("params", ""), "mparams": Unit("params", "m")}
 ALL_UNITS: dict[str, Unit] = {**COMPUTE_UNITS, **PARAM_UNITS}
@@ -85,7 +87,9 @@ def parse_quantities(text: str) -> list[Quantity]:
         raise UnitError(f"expected a string such as '4.1 GFLOPs', got {text!r}")
     parts = [part for part in text.split(",")]
     if not text.strip() or any(not part.strip() for part in parts):
-        raise UnitError(f"cannot read {text!r}: expected e.g. '4.1 GFLOPs', '300 MMACs', '25.6M params'")
+        raise UnitError(
+            f"cannot read {text!r}: expected e.g. '4.1 GFLOPs', '300 MMACs', '25.6M params'"
+        )
     quantities = []
     for part in parts:
         match = _QUANTITY.match(part)
@@ -116,7 +120,7 @@ def format_quantity(value: float | None, kind: Kind, prefix: str | None = None) 
         return "-"
     prefix = best_prefix(value) if prefix is None else prefix
     scaled = value / PREFIXES[prefix]
-    if not prefix and kind != "params" or abs(scaled) >= 1000:
+    if (not prefix and kind != "params") or abs(scaled) >= 1000:
         number = f"{scaled:,.0f}"
     else:
         number = f"{scaled:#.3g}".rstrip(".")

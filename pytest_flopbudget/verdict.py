@@ -166,7 +166,10 @@ def _sum_ops(subjects: Sequence[_Subject]) -> dict[str, int]:
 
 
 def _missing(
-    nodeid: str, subjects: Mapping[str, _Subject], named: Mapping[str, Budget], test_budget: Budget | None
+    nodeid: str,
+    subjects: Mapping[str, _Subject],
+    named: Mapping[str, Budget],
+    test_budget: Budget | None,
 ) -> list[Verdict]:
     errors: list[Verdict] = []
     recorded = ", ".join(repr(name) for name in subjects) or "nothing"
@@ -236,7 +239,9 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         if used is None:
             used = subject.params / limit_params
         if subject.params > limit_params * (1 + tolerance):
-            problems.append(_over(subject.name, subject.params, limit_params, "params", unit.prefix, tolerance))
+            problems.append(
+                _over(subject.name, subject.params, limit_params, "params", unit.prefix, tolerance)
+            )
     status = OVER if problems else OK
     message = ""
     if problems:
@@ -264,11 +269,16 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
     )
 
 
-def _over(name: str, measured: float, limit: float, kind: Any, prefix: str, tolerance: float) -> str:
+def _over(
+    name: str, measured: float, limit: float, kind: Any, prefix: str, tolerance: float
+) -> str:
     excess = (measured / limit - 1) * 100
     shown = f"+{excess:.1f}%" if excess >= 0.05 else "+<0.1%"
     slack = f", tolerance {tolerance:.1%}" if tolerance else ""
-    got, allowed = format_budget_value(measured, kind, prefix), format_budget_value(limit, kind, prefix)
+    got, allowed = (
+        format_budget_value(measured, kind, prefix),
+        format_budget_value(limit, kind, prefix),
+    )
     if got == allowed:  # too close to tell apart in the budget's unit: show exact numbers
         got, allowed = format_budget_value(measured, kind, ""), format_budget_value(limit, kind, "")
     return f"{name}: {got} exceeds budget {allowed} ({shown}{slack})"

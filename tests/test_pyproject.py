@@ -194,29 +194,56 @@ def test_over(flops):
     project.runpytest("--flop-budget-on-exceed=fail").assert_outcomes(failed=1)
 
 
-def test_a_pyproject_budget_for_a_test_that_counts_nothing_is_an_error(project: pytest.Pytester) -> None:
+def test_a_pyproject_budget_for_a_test_that_counts_nothing_is_an_error(
+    project: pytest.Pytester,
+) -> None:
     _pyproject(project, '[tool.flopbudget.budgets]\n"test_lazy.py::test_lazy" = "1 GFLOPs"\n')
     project.makepyfile(test_lazy="def test_lazy():\n    pass\n")
     result = project.runpytest()
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*pyproject.toml: [[]tool.flopbudget.budgets[]] 'test_lazy.py::test_lazy': the test has a budget but counted no model*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*pyproject.toml: [[]tool.flopbudget.budgets[]] 'test_lazy.py::test_lazy': the test has a budget but counted no model*"
+        ]
+    )
 
 
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ("[tool.flopbudget]\nflops_per_mac = 3\n", "[tool.flopbudget] flops_per_mac: must be 1 or 2, got 3"),
+        (
+            "[tool.flopbudget]\nflops_per_mac = 3\n",
+            "[tool.flopbudget] flops_per_mac: must be 1 or 2, got 3",
+        ),
         ("[tool.flopbudget]\nflops_per_mac = true\n", "flops_per_mac: must be 1 or 2, got True"),
-        ("[tool.flopbudget]\ntolerance = \"2%\"\n", "tolerance: tolerance must be a number such as 0.02"),
+        (
+            '[tool.flopbudget]\ntolerance = "2%"\n',
+            "tolerance: tolerance must be a number such as 0.02",
+        ),
         ("[tool.flopbudget]\ntolerance = -0.5\n", "tolerance must not be negative"),
-        ("[tool.flopbudget]\non_exceed = \"explode\"\n", "on_exceed: must be \"fail\" or \"warn\", got 'explode'"),
+        (
+            '[tool.flopbudget]\non_exceed = "explode"\n',
+            'on_exceed: must be "fail" or "warn", got \'explode\'',
+        ),
         ("[tool.flopbudget]\nbudget = {}\n", "unknown key 'budget'"),
         ("[tool.flopbudget]\nbudgets = 3\n", "budgets: must be a table, got int"),
-        ("[tool.flopbudget.budgets]\nFFN = \"4.1 GB\"\n", "[tool.flopbudget.budgets] 'FFN': cannot read '4.1 GB'"),
-        ("[tool.flopbudget.budgets]\nFFN = 4.1\n", "[tool.flopbudget.budgets] 'FFN': expected a string such as"),
+        (
+            '[tool.flopbudget.budgets]\nFFN = "4.1 GB"\n',
+            "[tool.flopbudget.budgets] 'FFN': cannot read '4.1 GB'",
+        ),
+        (
+            "[tool.flopbudget.budgets]\nFFN = 4.1\n",
+            "[tool.flopbudget.budgets] 'FFN': expected a string such as",
+        ),
         ("[tool.flopbudget.budgets]\nFFN = { gflop = 4.1 }\n", "'FFN': unknown argument 'gflop'"),
-        ("[tool.flopbudget.budgets]\nFFN = { gflops = 4.1, name = \"x\" }\n", "'FFN': unknown argument 'name'"),
-        ("[tool.flopbudget.budgets]\nFFN = { gflops = 0 }\n", "'FFN': gflops must be a positive number, got 0"),
+        (
+            '[tool.flopbudget.budgets]\nFFN = { gflops = 4.1, name = "x" }\n',
+            "'FFN': unknown argument 'name'",
+        ),
+        (
+            "[tool.flopbudget.budgets]\nFFN = { gflops = 0 }\n",
+            "'FFN': gflops must be a positive number, got 0",
+        ),
         ("[tool]\nflopbudget = 1\n", "[tool.flopbudget] must be a table, got int"),
     ],
 )

@@ -28,7 +28,9 @@ def test_a_budget_string_may_carry_compute_and_params() -> None:
     assert (compute.unit.key, params.unit.key) == ("gflops", "mparams")
 
 
-@pytest.mark.parametrize("text", ["", "4.1", "GFLOPs", "4.1 GB", "-1 GFLOPs", "0 MMACs", "4.1 PFLOPs", "1,"])
+@pytest.mark.parametrize(
+    "text", ["", "4.1", "GFLOPs", "4.1 GB", "-1 GFLOPs", "0 MMACs", "4.1 PFLOPs", "1,"]
+)
 def test_unreadable_budget_strings_are_refused(text: str) -> None:
     with pytest.raises(UnitError):
         parse_quantities(text)

@@ -13,7 +13,9 @@ from ..inputs import TensorCall, strip_prefix
 from ..op_policy import split_uncounted
 
 
-def count_with_fvcore(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RawCount:
+def count_with_fvcore(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> RawCount:
     from fvcore.nn import FlopCountAnalysis
 
     call = TensorCall(model, args, kwargs)

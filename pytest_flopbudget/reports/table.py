@@ -78,7 +78,7 @@ def write(
             )
 
         terminal.write_line(line({c: c for c in columns}) + "  status", bold=True)
-        for verdict, cells in zip(verdicts, rows):
+        for verdict, cells in zip(verdicts, rows, strict=True):
             terminal.write(line(cells) + "  ")
             terminal.write(cells["status"], **_status_markup(verdict))
             terminal.line("")

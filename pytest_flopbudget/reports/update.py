@@ -59,7 +59,11 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[str, Measured],
             if verdict.status == NO_BUDGET:
                 unbudgeted.append(verdict)
             elif verdict.budget_key is not None:
-                _keep_max(entries, verdict.budget_key, Measured(verdict.flops, verdict.macs, verdict.params))
+                _keep_max(
+                    entries,
+                    verdict.budget_key,
+                    Measured(verdict.flops, verdict.macs, verdict.params),
+                )
             elif verdict.status == OVER:
                 in_code.append(f"{verdict.nodeid} ({verdict.name})")
         if unbudgeted:
@@ -77,7 +81,9 @@ def _keep_max(entries: dict[str, Measured], key: str, value: Measured) -> None:
     if old is None:
         entries[key] = value
     else:
-        entries[key] = Measured(max(old.flops, value.flops), max(old.macs, value.macs), max(old.params, value.params))
+        entries[key] = Measured(
+            max(old.flops, value.flops), max(old.macs, value.macs), max(old.params, value.params)
+        )
 
 
 def _value_in(unit_key: str, measured: Measured) -> float:
@@ -92,21 +98,20 @@ def _value_in(unit_key: str, measured: Measured) -> float:
 
 
 def _string_entry(measured: Measured, old: str | None) -> str:
-    compute_unit, params_prefix = "flops", None
+    """A new entry carries compute and params; an old one keeps its own units and parts."""
+    compute_kind: str | None = "flops"
+    params_prefix: str | None = best_prefix(measured.params)
     if old is not None:
-        for quantity in parse_quantities(old):
-            if quantity.unit.kind == "params":
-                params_prefix = quantity.unit.prefix
-            else:
-                compute_unit = quantity.unit.kind
-    base = measured.macs if compute_unit == "macs" else measured.flops
+        kinds = {q.unit.kind: q.unit.prefix for q in parse_quantities(old)}
+        compute_kind = next((kind for kind in ("flops", "macs") if kind in kinds), None)
+        params_prefix = kinds.get("params")
     parts = []
-    if base > 0:
+    base = measured.macs if compute_kind == "macs" else measured.flops
+    if compute_kind is not None and base > 0:
         value, prefix = round_up(base)
-        parts.append(f"{value:g} {prefix.upper()}{'FLOPs' if compute_unit == 'flops' else 'MACs'}")
-    if measured.params > 0:
-        prefix = params_prefix if params_prefix is not None else best_prefix(measured.params)
-        prefix = prefix if prefix in ("", "k", "m", "g") else "m"
+        parts.append(f"{value:g} {prefix.upper()}{'FLOPs' if compute_kind == 'flops' else 'MACs'}")
+    if params_prefix is not None and measured.params > 0:
+        prefix = params_prefix if params_prefix in ("", "k", "m", "g") else "m"
         value, natural = round_up(measured.params)
         scaled = float(f"{value * PREFIXES[natural] / PREFIXES[prefix]:.12g}")
         parts.append(f"{scaled:g}{prefix.upper()} params" if prefix else f"{scaled:g} params")
@@ -121,7 +126,9 @@ def _table_entry(table: Any, measured: Measured) -> None:
                 table[key] = value
 
 
-def update_pyproject(path: Path, records: Sequence[TestRecord], settings: Settings) -> UpdateOutcome:
+def update_pyproject(
+    path: Path, records: Sequence[TestRecord], settings: Settings
+) -> UpdateOutcome:
     entries, in_code = planned_entries(records)
     outcome = UpdateOutcome(path=path, in_code=in_code)
     try:
