@@ -14,7 +14,9 @@ from typing import Any
 from .units import COMPUTE_UNITS, PARAM_UNITS, Quantity, UnitError, check_positive, parse_quantities
 
 MARKER_NAME = "flop_budget"
-OPTION_KEYS = ("name", "tolerance")
+OPTION_KEYS = ("name", "tolerance", "on_exceed")
+ENTRY_OPTION_KEYS = ("tolerance", "on_exceed")
+ON_EXCEED_CHOICES = ("fail", "warn")
 
 
 class BudgetError(ValueError):
@@ -31,6 +33,7 @@ class Budget:
     name: str | None
     origin: str
     pyproject_key: str | None = None
+    on_exceed: str | None = None
 
     @property
     def source(self) -> str:
@@ -87,14 +90,19 @@ def _from_arguments(
     return (compute[0] if compute else None), (params[0] if params else None), options
 
 
-def _read_options(options: Mapping[str, Any], where: str) -> tuple[str | None, float | None]:
+def _read_options(
+    options: Mapping[str, Any], where: str
+) -> tuple[str | None, float | None, str | None]:
+    on_exceed = options.get("on_exceed")
+    if on_exceed is not None and on_exceed not in ON_EXCEED_CHOICES:
+        raise BudgetError(f'{where}: on_exceed must be "fail" or "warn", got {on_exceed!r}')
     name = options.get("name")
     if name is not None and (not isinstance(name, str) or not name):
         raise BudgetError(f"{where}: name must be a non-empty string, got {name!r}")
     tolerance = options.get("tolerance")
     if tolerance is not None:
         tolerance = check_tolerance(tolerance, where)
-    return name, tolerance
+    return name, tolerance, on_exceed
 
 
 def budget_from_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any], where: str) -> Budget:
@@ -116,8 +124,8 @@ def budget_from_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any], where: 
     compute, params, options = _from_arguments(
         kwargs, where, allowed_options=OPTION_KEYS, extra=extra
     )
-    name, tolerance = _read_options(options, where)
-    return Budget(compute, params, tolerance, name, origin=where)
+    name, tolerance, on_exceed = _read_options(options, where)
+    return Budget(compute, params, tolerance, name, origin=where, on_exceed=on_exceed)
 
 
 def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -> Budget:
@@ -129,15 +137,17 @@ def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -
             raise BudgetError(f"{where}: {error}") from None
         compute, params, options = _from_arguments({}, where, allowed_options=(), extra=quantities)
     elif isinstance(value, Mapping):
-        compute, params, options = _from_arguments(value, where, allowed_options=("tolerance",))
+        compute, params, options = _from_arguments(value, where, allowed_options=ENTRY_OPTION_KEYS)
     else:
         raise BudgetError(
             f'{where}: expected a string such as "4.1 GFLOPs" or a table such as '
             f"{{ gflops = 4.1, mparams = 25.6 }}, got {type(value).__name__} {value!r}"
         )
-    _, tolerance = _read_options(options, where)
+    _, tolerance, on_exceed = _read_options(options, where)
     name = None if is_nodeid else key
-    return Budget(compute, params, tolerance, name, origin=where, pyproject_key=key)
+    return Budget(
+        compute, params, tolerance, name, origin=where, pyproject_key=key, on_exceed=on_exceed
+    )
 
 
 def looks_like_nodeid(key: str) -> bool:

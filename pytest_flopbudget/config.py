@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .budget import Budget, BudgetError, budget_from_entry, check_tolerance, looks_like_nodeid
+from .budget import (
+    ON_EXCEED_CHOICES,
+    Budget,
+    BudgetError,
+    budget_from_entry,
+    check_tolerance,
+    looks_like_nodeid,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,7 +27,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 OnExceed = Literal["fail", "warn"]
-ON_EXCEED_CHOICES: tuple[OnExceed, ...] = ("fail", "warn")
 SECTION = "tool.flopbudget"
 
 

@@ -9,8 +9,8 @@ from collections.abc import Generator
 
 import pytest
 
-from .budget import MARKER_NAME, Budget, BudgetError, budget_from_marker
-from .config import ON_EXCEED_CHOICES, ConfigError, Settings, find_pyproject, load_settings
+from .budget import MARKER_NAME, ON_EXCEED_CHOICES, Budget, BudgetError, budget_from_marker
+from .config import ConfigError, Settings, find_pyproject, load_settings
 from .fixture import FlopCounter
 from .record import PROPERTY, TestRecord
 from .reports import json_report, table, update
@@ -23,7 +23,8 @@ HELP_UPDATE = (
 )
 HELP_ON_EXCEED = 'what an over-budget test does: "fail" (default) or "warn" (report only)'
 MARKER_HELP = (
-    f"{MARKER_NAME}(gflops=4.1, *, mparams=None, name=None, tolerance=None): fail the test if the "
+    f"{MARKER_NAME}(gflops=4.1, *, mparams=None, name=None, tolerance=None, on_exceed=None): "
+    "fail the test if the "
     "models it counts with the flops fixture exceed this budget. One compute unit among flops, "
     "kflops, mflops, gflops, tflops, macs, kmacs, mmacs, gmacs, tmacs; params or mparams for a "
     "model-size guard; name= binds the budget to counts recorded under that name."

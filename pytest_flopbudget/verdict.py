@@ -261,7 +261,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         budget_unit=unit_key,
         tolerance=tolerance,
         used=used,
-        enforced=settings.on_exceed == "fail" and not settings.update,
+        enforced=(budget.on_exceed or settings.on_exceed) == "fail" and not settings.update,
         message=message,
         backend=subject.backend,
         by_module=subject.by_module,

@@ -275,6 +275,7 @@ def test_counted_another_name(flops):
         ("gflops=1, tolerance=-0.1", "tolerance must not be negative"),
         ("gflops=1, name=''", "name must be a non-empty string"),
         ("params=1, mparams=1", "give at most one of params / mparams"),
+        ("gflops=1, on_exceed='maybe'", 'on_exceed must be "fail" or "warn", got \'maybe\''),
     ],
 )
 def test_invalid_marker_arguments_error_the_test_naming_the_marker(

@@ -269,3 +269,28 @@ def test_a_pyproject_with_a_syntax_error_stops_the_run_naming_file_and_line(
     result = project.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: *pyproject.toml: *line 1*"])
+
+
+def test_one_budget_may_warn_while_the_others_fail(project: pytest.Pytester) -> None:
+    _pyproject(project, '[tool.flopbudget.budgets]\n"FFN" = { mmacs = 1, on_exceed = "warn" }\n')
+    project.makepyfile(
+        """
+import pytest
+from models import FFN, ffn_input
+
+def test_warned(flops):
+    flops(FFN(), ffn_input())
+
+@pytest.mark.flop_budget(mmacs=1)
+def test_failed(flops):
+    flops(FFN(), ffn_input())
+
+@pytest.mark.flop_budget(mmacs=1, on_exceed="warn")
+def test_marker_warns(flops):
+    flops(FFN(), ffn_input())
+"""
+    )
+    result = project.runpytest()
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["FAILED *test_failed*"])
+    result.stdout.fnmatch_lines(["*test_warned*over (warn)*"])
