@@ -81,7 +81,12 @@ class FlopBudgetManager:
         self.config = config
         self.settings = settings
         self.records: list[TestRecord] = []
+        self.positions: dict[str, int] = {}
         self.notes: list[tuple[str, dict[str, bool]]] = []
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # xdist workers collect the same items in the same order, so positions agree
+        self.positions = {item.nodeid: index for index, item in enumerate(session.items)}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -126,8 +131,8 @@ class FlopBudgetManager:
         verdicts = judge(item.nodeid, counts, budgets, self.settings, test_failed=test_failed)
         item.stash[VERDICTS_KEY] = verdicts
         if counts or verdicts:
-            path, line, _ = item.location
-            record = TestRecord(item.nodeid, (path, line or 0), counts, verdicts)
+            position = self.positions.get(item.nodeid, len(self.positions))
+            record = TestRecord(item.nodeid, position, counts, verdicts)
             item.user_properties.append((PROPERTY, record.to_json()))
         return verdicts
 
@@ -142,7 +147,7 @@ class FlopBudgetManager:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
             return  # xdist worker: the controller writes the reports
-        records = sorted(self.records, key=lambda record: record.sort_key)
+        records = sorted(self.records, key=TestRecord.sort_key)
         try:
             if self.settings.json_path is not None:
                 json_report.write(self.settings.json_path, records, self.settings)
@@ -156,7 +161,7 @@ class FlopBudgetManager:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        records = sorted(self.records, key=lambda record: record.sort_key)
+        records = sorted(self.records, key=TestRecord.sort_key)
         if records:
             table.write(terminalreporter, records, self.settings, self.config.get_verbosity())
         for line, markup in self.notes:

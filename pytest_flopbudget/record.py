@@ -18,7 +18,7 @@ class TestRecord:
     __test__ = False  # not a pytest test class
 
     nodeid: str
-    location: tuple[str, int]
+    position: int  # in the collection order
     counts: Sequence[Count]
     verdicts: Sequence[Verdict]
 
@@ -26,7 +26,7 @@ class TestRecord:
         return json.dumps(
             {
                 "nodeid": self.nodeid,
-                "location": list(self.location),
+                "position": self.position,
                 "counts": [count.to_dict() for count in self.counts],
                 "verdicts": [verdict.to_dict() for verdict in self.verdicts],
             },
@@ -38,11 +38,10 @@ class TestRecord:
         data: dict[str, Any] = json.loads(text)
         return cls(
             nodeid=data["nodeid"],
-            location=(data["location"][0], int(data["location"][1])),
+            position=int(data["position"]),
             counts=[Count.from_dict(item) for item in data["counts"]],
             verdicts=[Verdict.from_dict(item) for item in data["verdicts"]],
         )
 
-    @property
-    def sort_key(self) -> tuple[str, int, str]:
-        return (self.location[0], self.location[1], self.nodeid)
+    def sort_key(self) -> tuple[int, str]:
+        return (self.position, self.nodeid)
