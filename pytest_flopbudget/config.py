@@ -6,11 +6,13 @@ Every error names the file and the key.
 
 from __future__ import annotations
 
+import math
+import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .budget import (
     ON_EXCEED_CHOICES,
@@ -26,8 +28,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-OnExceed = Literal["fail", "warn"]
 SECTION = "tool.flopbudget"
+BACKEND_CHOICES = ("fvcore", "torch")
+UNKNOWN_OPS_CHOICES = ("warn", "fail", "ignore")
+MODE_CHOICES = ("inference", "train")
 
 
 class ConfigError(ValueError):
@@ -40,11 +44,19 @@ class Settings:
 
     flops_per_mac: int = 1
     tolerance: float = 0.0
-    on_exceed: OnExceed = "fail"
+    on_exceed: str = "fail"
+    backend: str = "fvcore"
+    unknown_ops: str = "warn"
+    mode: str = "inference"
     budgets_by_nodeid: Mapping[str, Budget] = field(default_factory=dict)
     budgets_by_name: Mapping[str, Budget] = field(default_factory=dict)
+    baseline_path: Path | None = None
+    regression_tolerance: float = 0.0
+    tighten_threshold: float = 0.5
+    hardware: Sequence[str] = ()
     pyproject: Path | None = None
     json_path: Path | None = None
+    markdown_path: Path | None = None
     update: bool = False
 
     @property
@@ -69,27 +81,35 @@ def read_pyproject(path: Path) -> dict[str, Any]:
     return section
 
 
-def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Settings:
-    place = f"{path}: [{SECTION}]"
-    known = {"flops_per_mac", "tolerance", "on_exceed", "budgets"}
-    for key in section:
-        if key not in known:
-            raise ConfigError(f"{place} unknown key {key!r} (known: {', '.join(sorted(known))})")
+def _choice(
+    section: Mapping[str, Any], key: str, choices: Sequence[str], default: str, place: str
+) -> str:
+    value = section.get(key, default)
+    if value not in choices:
+        allowed = " or ".join(f'"{choice}"' for choice in choices)
+        raise ConfigError(f"{place} {key}: must be {allowed}, got {value!r}")
+    return str(value)
 
-    flops_per_mac = section.get("flops_per_mac", 1)
-    if isinstance(flops_per_mac, bool) or flops_per_mac not in (1, 2):
-        raise ConfigError(f"{place} flops_per_mac: must be 1 or 2, got {flops_per_mac!r}")
 
-    try:
-        tolerance = check_tolerance(section.get("tolerance", 0.0), f"{place} tolerance")
-    except BudgetError as error:
-        raise ConfigError(str(error)) from None
+def _fraction(
+    section: Mapping[str, Any], key: str, default: float, place: str, *, below_one: bool = False
+) -> float:
+    value = section.get(key, default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigError(f"{place} {key}: must be a number >= 0, got {value!r}")
+    if below_one and value >= 1:
+        raise ConfigError(f"{place} {key}: must be below 1 (a share of the budget), got {value!r}")
+    return float(value)
 
-    on_exceed = section.get("on_exceed", "fail")
-    if on_exceed not in ON_EXCEED_CHOICES:
-        raise ConfigError(f'{place} on_exceed: must be "fail" or "warn", got {on_exceed!r}')
 
-    budgets = section.get("budgets", {})
+def _budgets(
+    path: Path | None, budgets: object, place: str
+) -> tuple[dict[str, Budget], dict[str, Budget]]:
     if not isinstance(budgets, Mapping):
         raise ConfigError(f"{place} budgets: must be a table, got {type(budgets).__name__}")
     by_nodeid: dict[str, Budget] = {}
@@ -102,14 +122,85 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
         except BudgetError as error:
             raise ConfigError(str(error)) from None
         (by_nodeid if is_nodeid else by_name)[key] = budget
+    return by_nodeid, by_name
+
+
+KNOWN_KEYS = (
+    "flops_per_mac",
+    "tolerance",
+    "on_exceed",
+    "backend",
+    "unknown_ops",
+    "mode",
+    "budgets",
+    "baseline",
+    "regression_tolerance",
+    "tighten_threshold",
+    "hardware",
+)
+
+
+def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Settings:
+    place = f"{path}: [{SECTION}]"
+    for key in section:
+        if key not in KNOWN_KEYS:
+            raise ConfigError(
+                f"{place} unknown key {key!r} (known: {', '.join(sorted(KNOWN_KEYS))})"
+            )
+
+    flops_per_mac = section.get("flops_per_mac", 1)
+    if isinstance(flops_per_mac, bool) or flops_per_mac not in (1, 2):
+        raise ConfigError(f"{place} flops_per_mac: must be 1 or 2, got {flops_per_mac!r}")
+    try:
+        tolerance = check_tolerance(section.get("tolerance", 0.0), f"{place} tolerance")
+    except BudgetError as error:
+        raise ConfigError(str(error)) from None
+
+    baseline = section.get("baseline")
+    baseline_path: Path | None = None
+    if baseline is not None:
+        if not isinstance(baseline, str) or not baseline.strip():
+            raise ConfigError(
+                f'{place} baseline: must be a file path such as "flopbudget.json", got {baseline!r}'
+            )
+        root = path.parent if path is not None else Path.cwd()
+        baseline_path = (root / baseline).resolve()
+
+    hardware = section.get("hardware", [])
+    if not isinstance(hardware, list) or not all(isinstance(item, str) for item in hardware):
+        raise ConfigError(
+            f'{place} hardware: must be a list of device names such as ["T4", "A100:fp16"], got {hardware!r}'
+        )
+    _check_hardware(hardware, f"{place} hardware")
+
+    by_nodeid, by_name = _budgets(path, section.get("budgets", {}), place)
     return Settings(
         flops_per_mac=int(flops_per_mac),
         tolerance=tolerance,
-        on_exceed=on_exceed,
+        on_exceed=_choice(section, "on_exceed", ON_EXCEED_CHOICES, "fail", place),
+        backend=_choice(section, "backend", BACKEND_CHOICES, "fvcore", place),
+        unknown_ops=_choice(section, "unknown_ops", UNKNOWN_OPS_CHOICES, "warn", place),
+        mode=_choice(section, "mode", MODE_CHOICES, "inference", place),
         budgets_by_nodeid=by_nodeid,
         budgets_by_name=by_name,
+        baseline_path=baseline_path,
+        regression_tolerance=_fraction(section, "regression_tolerance", 0.0, place),
+        tighten_threshold=_fraction(section, "tighten_threshold", 0.5, place, below_one=True),
+        hardware=tuple(hardware),
         pyproject=path,
     )
+
+
+def _check_hardware(specs: Sequence[str], place: str) -> None:
+    if not specs:
+        return
+    from .hardware import HardwareError, parse_hardware_spec
+
+    for spec in specs:
+        try:
+            parse_hardware_spec(spec)
+        except HardwareError as error:
+            raise ConfigError(f"{place}: {error}") from None
 
 
 def find_pyproject(rootpath: Path, inipath: Path | None) -> Path:
@@ -122,9 +213,11 @@ def find_pyproject(rootpath: Path, inipath: Path | None) -> Path:
 def load_settings(
     pyproject: Path,
     *,
-    json_path: str | None,
-    update: bool,
-    on_exceed: str | None,
+    json_path: str | None = None,
+    markdown_path: str | None = None,
+    update: bool = False,
+    on_exceed: str | None = None,
+    hardware: str | None = None,
 ) -> Settings:
     section = read_pyproject(pyproject) if pyproject.is_file() else {}
     settings = settings_from_pyproject(pyproject, section)
@@ -133,12 +226,16 @@ def load_settings(
         overrides["on_exceed"] = on_exceed
     if json_path is not None:
         overrides["json_path"] = check_writable(json_path, "--flop-budget-json")
-    return _replace(settings, **overrides)
+    if markdown_path is not None:
+        overrides["markdown_path"] = check_writable(markdown_path, "--flop-budget-markdown")
+    if hardware is not None:
+        specs = tuple(spec.strip() for spec in hardware.split(",") if spec.strip())
+        _check_hardware(specs, f"--flop-budget-hardware={hardware}")
+        overrides["hardware"] = specs
+    return replace(settings, **overrides)
 
 
 def check_writable(raw: str, option: str) -> Path:
-    import os
-
     path = Path(raw).expanduser().resolve()
     if path.is_dir():
         raise ConfigError(f"{option}={raw}: is a directory; give a file path")
@@ -148,9 +245,3 @@ def check_writable(raw: str, option: str) -> Path:
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ConfigError(f"{option}={raw}: not writable")
     return path
-
-
-def _replace(settings: Settings, **changes: Any) -> Settings:
-    from dataclasses import replace
-
-    return replace(settings, **changes)

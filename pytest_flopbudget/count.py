@@ -88,3 +88,22 @@ def top_modules(by_module: Mapping[str, int], limit: int = 5) -> list[tuple[str,
             return [(prefix, by_module[prefix])][:limit] if prefix else []
         ranked = sorted(children.items(), key=lambda item: (-item[1], item[0]))
         return ranked[:limit]
+
+
+def changed_modules(
+    before: Mapping[str, int], after: Mapping[str, int], limit: int = 10
+) -> list[tuple[str, int, int]]:
+    """Modules whose count changed, deepest first: a parent is left out when a child explains it.
+
+    Returns ``(path, before, after)`` sorted by the size of the change.
+    """
+    paths = {path for path in set(before) | set(after) if path}
+    changed = {path for path in paths if before.get(path, 0) != after.get(path, 0)}
+    deepest = [
+        path
+        for path in changed
+        if not any(other.startswith(path + ".") for other in changed if other != path)
+    ]
+    rows = [(path, before.get(path, 0), after.get(path, 0)) for path in deepest]
+    rows.sort(key=lambda row: (-abs(row[2] - row[1]), row[0]))
+    return rows[:limit]

@@ -1,16 +1,55 @@
 """Counting formulas for ops, one function per op, in MACs (one fused multiply-add = 1).
 
 A formula sees an op's arguments in ATen schema order with every tensor replaced by its shape
-(a tuple of ints) and every other value as it is, and the outputs the same way. Both backends
-use the same formulas (fvcore through :func:`fvcore_handle`, the torch backend directly), so
-switching backends does not move a budget.
+(a tuple of ints) and every other value as it is (lists stay lists, ``None`` stays ``None``), and
+the outputs the same way. Arguments missing from the end of ``inputs`` mean their schema
+defaults: the dispatcher hands over only the arguments the caller passed. Both backends use the
+same formulas (fvcore through :func:`fvcore_handle`, the torch backend directly), so switching
+backends does not move a budget.
 
-(Interface stub: filled in by the formula work of issue 3.)
+Ops appear under two sets of names. A JIT trace (the fvcore backend) records the op the model
+called: ``aten::linear``, ``aten::_convolution``, ``aten::layer_norm``, ``aten::lstm``,
+``aten::scaled_dot_product_attention``. The dispatcher (the torch backend) sees what those
+decompose into: ``aten::addmm``/``aten::mm``, ``aten::convolution``,
+``aten::native_layer_norm``, ``aten::mkldnn_rnn_layer``,
+``aten::_scaled_dot_product_flash_attention_for_cpu``. Both sets are here; for every pair the
+numbers agree, so a model counts the same whichever set its backend sees.
+
+Conventions, and why:
+
+* fvcore's numbers are kept where fvcore is right (linear/addmm/mm/bmm, convolution including
+  grouped, depthwise and transposed, the norms, upsampling, adaptive average pooling), because
+  budgets already written against fvcore must not move. Its rough norm rules (4 or 5 MACs per
+  element) are reproduced as they are, not improved.
+* Attention counts the two matmuls, ``Q K^T`` and ``attn V``: ``B*H*L*S*(E + Ev)``. A causal
+  mask (``is_causal=True``) does **not** halve the count: the CPU math path computes the full
+  score matrix and masks it (the dispatcher shows two full ``bmm``), FlopCounterMode and
+  fvcore-style tools count the full product, and a budget must not depend on which kernel ran.
+  An explicit ``attn_mask`` counts the same as none. Grouped-query attention is counted per
+  *query* head: every query head is multiplied with its group's keys and values.
+* ``einsum`` is counted the way ``torch.einsum`` evaluates it: operands are contracted pairwise,
+  left to right (or along ``path`` when opt_einsum supplied one); an index private to one
+  operand and needed neither by the output nor by a later operand is summed out first (an
+  addition, not a MAC); a pair that shares a summed index costs the product of the sizes of all
+  indices of the pair; a pair with no summed index (outer or Hadamard product) is an
+  elementwise ``mul``, ignored by convention like ``aten::mul``. For two operands with a summed
+  index this is the product of all index sizes.
+* RNNs (which fvcore skips) count every weight matrix once per token:
+  ``tokens * sum(rows * cols)`` over the 2-D parameters, which is ``4*H*(in + H)`` per step,
+  layer and direction for an LSTM, ``3*H*(in + H)`` for a GRU and ``H*(in + H)`` for a plain
+  RNN, and includes LSTM projections. Gate nonlinearities are elementwise and ignored.
+* ``embedding_bag`` is not here: it is a gather followed by a sum (optionally weighted), all of
+  which the convention ignores when written out as ``embedding`` + ``sum``, so
+  :mod:`.op_policy` lists it as ignored; rewriting a model into the fused op must not change
+  its budget.
+
+Users add formulas for their own ops with :func:`register_formula`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 Shape = tuple[int, ...]
@@ -23,8 +62,600 @@ FORMULAS: dict[str, Formula] = {}
 """Keyed by ATen op name without overload, e.g. ``"aten::scaled_dot_product_attention"``."""
 
 FVCORE_HANDLES: dict[str, FvcoreHandle] = {}
+"""The same formulas adapted to fvcore's JIT-value handles, keyed by the same names."""
 
 
 def lookup(op: str) -> Formula | None:
     """The formula for ``op`` (``aten::mm`` or ``aten::mm.default``), or None."""
-    return FORMULAS.get(op.split(".", 1)[0])
+    return FORMULAS.get(_base_name(op))
+
+
+def register_formula(op: str, formula: Formula) -> None:
+    """Count ``op`` (``"namespace::name"``, any overload) with ``formula`` in both backends.
+
+    Registering an op again replaces its formula, including the built-in ones. The formula is
+    called as ``formula(inputs, outputs)`` with tensors given as shape tuples (see the module
+    docstring) and must return MACs.
+    """
+    if not isinstance(op, str):
+        raise TypeError(f"register_formula: op must be a string such as 'mylib::op', got {op!r}")
+    namespace, sep, name = _base_name(op).partition("::")
+    if not sep or not namespace or not name:
+        raise ValueError(f"register_formula: op must look like 'namespace::name', got {op!r}")
+    if not callable(formula):
+        raise TypeError(f"register_formula: formula for {op!r} must be callable, got {formula!r}")
+    key = f"{namespace}::{name}"
+    FORMULAS[key] = formula
+    FVCORE_HANDLES[key] = fvcore_handle(formula)
+
+
+def _base_name(op: str) -> str:
+    """``aten::mm.default`` -> ``aten::mm``: formulas cover every overload of an op."""
+    return op.split(".", 1)[0]
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _arg(inputs: Sequence[Any], index: int, default: Any = None) -> Any:
+    """``inputs[index]``, or the schema default when the caller left it out."""
+    return inputs[index] if index < len(inputs) else default
+
+
+def _numel(shape: Iterable[int]) -> int:
+    return math.prod(int(size) for size in shape)
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, tuple) and all(isinstance(size, int) for size in value)
+
+
+def _broadcast(*shapes: Sequence[int]) -> Shape:
+    """Right-aligned broadcast of batch shapes; the larger size wins, so grouped heads
+    (4 query heads against 2 key heads) resolve to the query's."""
+    rank = max((len(shape) for shape in shapes), default=0)
+    result = [1] * rank
+    for shape in shapes:
+        for offset, size in enumerate(shape):
+            position = rank - len(shape) + offset
+            result[position] = max(result[position], int(size))
+    return tuple(result)
+
+
+def _matmul_macs(a: Shape, b: Shape) -> int:
+    """``torch.matmul`` semantics: a 1-D left operand is a row, a 1-D right operand a column,
+    leading dimensions broadcast."""
+    a = (1, *a) if len(a) == 1 else tuple(a)
+    b = (*b, 1) if len(b) == 1 else tuple(b)
+    n, k = a[-2], a[-1]
+    m = b[-1]
+    return _numel(_broadcast(a[:-2], b[:-2])) * n * k * m
+
+
+def _attention_macs(q: Shape, k: Shape, v: Shape) -> int:
+    """(..., L, E) x (..., S, E) x (..., S, Ev): QK^T ``batch*L*S*E`` + AV ``batch*L*S*Ev``."""
+    batch = _numel(_broadcast(q[:-2], k[:-2], v[:-2]))
+    return batch * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
+def _affine_factor(weight: Any, with_affine: int, without: int) -> int:
+    return with_affine if weight is not None else without
+
+
+# --------------------------------------------------------------------------------------------
+# matrix products
+
+
+def addmm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """addmm(self, mat1 (N, K), mat2 (K, M)): N*K*M MACs; adding ``self`` is elementwise."""
+    n, k = inputs[1]
+    return n * k * inputs[2][-1]
+
+
+def addmm_activation(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_addmm_activation(self, mat1 (N, K), mat2 (K, M), ...): the fused addmm, N*K*M MACs."""
+    return addmm(inputs, outputs)
+
+
+def mm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """mm(self (N, K), mat2 (K, M)): N*K*M MACs (also _int_mm, _scaled_mm: same product)."""
+    n, k = inputs[0]
+    return n * k * inputs[1][-1]
+
+
+def bmm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """bmm(self (B, N, K), mat2 (B, K, M)): B*N*K*M MACs."""
+    b, n, k = inputs[0]
+    return b * n * k * inputs[1][-1]
+
+
+def baddbmm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """baddbmm(self, batch1 (B, N, K), batch2 (B, K, M)): the bmm, B*N*K*M MACs."""
+    return bmm(inputs[1:3], outputs)
+
+
+def addbmm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """addbmm(self, batch1 (B, N, K), batch2 (B, K, M)): B*N*K*M MACs (summing the B products
+    into one (N, M) is part of the accumulation)."""
+    return bmm(inputs[1:3], outputs)
+
+
+def matmul(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """matmul(a (..., N, K), b (..., K, M)): broadcast(batch)*N*K*M MACs; 1-D operands count
+    as one row/column (fvcore asserts on them and ignores batch broadcasting of ``b``)."""
+    return _matmul_macs(inputs[0], inputs[1])
+
+
+def mv(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """mv(self (N, K), vec (K,)): N*K MACs."""
+    n, k = inputs[0]
+    return n * k
+
+
+def addmv(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """addmv(self, mat (N, K), vec (K,)): the mv, N*K MACs."""
+    return mv(inputs[1:3], outputs)
+
+
+def dot(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """dot(self (K,), tensor (K,)): K MACs (also vdot)."""
+    return _numel(inputs[0])
+
+
+def linalg_vecdot(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """linalg_vecdot(x, y, dim): one MAC per element of broadcast(x, y) (a batch of dots)."""
+    return _numel(_broadcast(inputs[0], inputs[1]))
+
+
+def linear(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """linear(input (..., in), weight (out, in), bias): numel(input)*out MACs."""
+    weight = inputs[1]
+    out_features = weight[0] if len(weight) == 2 else 1
+    return _numel(inputs[0]) * out_features
+
+
+def bilinear(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """bilinear(x1 (..., in1), x2 (..., in2), weight (out, in1, in2), bias):
+    batch*out*in1*in2 MACs, one per term of ``x1^T W_o x2``."""
+    out_features, in1, in2 = inputs[2]
+    return _numel(inputs[0][:-1]) * out_features * in1 * in2
+
+
+def trilinear(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim): one MAC per point of the
+    broadcast product ``i1*i2*i3`` (what bilinear lowers to: batch*out*in1*in2)."""
+    sizes: list[int] | None = None
+    for tensor, expand in zip(inputs[0:3], inputs[3:6], strict=True):
+        shape = list(tensor)
+        for dim in sorted(expand):
+            shape.insert(dim, 1)
+        sizes = shape if sizes is None else [max(a, b) for a, b in zip(sizes, shape, strict=True)]
+    return _numel(sizes or ())
+
+
+def tensordot(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """tensordot(a, b, dims_a, dims_b): numel(out)*K MACs, K the contracted size. Without the
+    dims (computed at run time) K follows from numel(a)*numel(b) = numel(out)*K^2."""
+    a, b, dims_a = inputs[0], inputs[1], _arg(inputs, 2)
+    out = _numel(outputs[0])
+    if isinstance(dims_a, list) and all(isinstance(d, int) for d in dims_a):
+        return out * _numel(a[d] for d in dims_a)
+    if out == 0:
+        return 0
+    return out * math.isqrt(_numel(a) * _numel(b) // out)
+
+
+def inner(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """inner(a (..., K), b (..., K)): numel(out)*K MACs; with a 0-d operand it is a scaling,
+    an elementwise mul."""
+    a, b = inputs[0], inputs[1]
+    if not a or not b:
+        return 0
+    return _numel(outputs[0]) * a[-1]
+
+
+def multi_dot(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """linalg_multi_dot([A1 (p0, p1), ..., An (pn-1, pn)]): torch multiplies in the order with
+    the fewest MACs (matrix-chain order); that minimum is the count. 1-D ends are a row/column.
+    (Also chain_matmul.)"""
+    shapes = [tuple(shape) for shape in inputs[0]]
+    if len(shapes) < 2:
+        return 0
+    if len(shapes[0]) == 1:
+        shapes[0] = (1, *shapes[0])
+    if len(shapes[-1]) == 1:
+        shapes[-1] = (*shapes[-1], 1)
+    dims = [shapes[0][0]] + [shape[-1] for shape in shapes]
+    count = len(shapes)
+    cost = [[0] * count for _ in range(count)]
+    for span in range(1, count):
+        for i in range(count - span):
+            j = i + span
+            cost[i][j] = min(
+                cost[i][s] + cost[s + 1][j] + dims[i] * dims[s + 1] * dims[j + 1]
+                for s in range(i, j)
+            )
+    return cost[0][count - 1]
+
+
+def cdist(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """cdist(x1 (..., P, M), x2 (..., R, M), p): batch*P*R*M MACs, one per coordinate of
+    every pair (the matmul form for p=2 costs the same)."""
+    x1, x2 = inputs[0], inputs[1]
+    return _numel(_broadcast(x1[:-2], x2[:-2])) * x1[-2] * x2[-2] * x1[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# einsum
+
+
+def einsum(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """einsum(equation, tensors, path): sum over the pairwise contractions torch performs of
+    prod(sizes of the pair's indices), for pairs that sum an index (see module docstring)."""
+    equation, shapes, path = inputs[0], list(inputs[1]), _arg(inputs, 2)
+    operands, output, sizes = _parse_einsum(equation, shapes)
+    if len(operands) < 2:
+        return 0
+    pending = list(operands)
+    steps = list(path) if isinstance(path, list) and path else None
+    total = 0
+    while len(pending) > 1:
+        if steps:
+            i, j = sorted((steps.pop(0), steps.pop(0)))
+        else:
+            i, j = 0, 1
+        a, b = pending[i], pending[j]
+        rest = pending[:i] + pending[i + 1 : j] + pending[j + 1 :]
+        needed = set(output).union(*rest)
+        a = {label for label in a if label in b or label in needed}
+        b = {label for label in b if label in a or label in needed}
+        pair = a | b
+        if (a & b) - needed:
+            total += _numel(sizes[label] for label in pair)
+        result = pair & needed
+        pending = [*rest, result] if steps is not None else [result, *rest]
+    return total
+
+
+def _parse_einsum(
+    equation: str, shapes: list[Shape]
+) -> tuple[list[set[str]], set[str], dict[str, int]]:
+    """Operand index sets (size-1 broadcast dimensions dropped), output indices and sizes.
+
+    Ellipsis dimensions get the labels ``...0`` (last), ``...1``, ... counted from the right,
+    so they line up across operands the way broadcasting does.
+    """
+    equation = equation.replace(" ", "")
+    lhs, arrow, rhs = equation.partition("->")
+    terms = lhs.split(",")
+    sizes: dict[str, int] = {}
+    operands: list[set[str]] = []
+    counts: dict[str, int] = {}
+    ellipsis_rank = 0
+    for term, shape in zip(terms, shapes, strict=True):
+        labels: list[str] = []
+        if "..." in term:
+            before, after = term.split("...")
+            rank = len(shape) - len(before) - len(after)
+            ellipsis_rank = max(ellipsis_rank, rank)
+            labels = [*before, *(f"...{rank - 1 - i}" for i in range(rank)), *after]
+        else:
+            labels = list(term)
+        present: set[str] = set()
+        for label, size in zip(labels, shape, strict=True):
+            sizes[label] = max(sizes.get(label, 1), int(size))
+            if size != 1:
+                present.add(label)
+        for label in set(labels):
+            counts[label] = counts.get(label, 0) + 1
+        operands.append(present)
+    ellipsis = {f"...{i}" for i in range(ellipsis_rank)}
+    if arrow:
+        output = {label for label in rhs.replace("...", "") if label.isalpha()}
+        if "..." in rhs:
+            output |= ellipsis
+    else:
+        output = {label for label, n in counts.items() if n == 1 and label.isalpha()}
+        output |= ellipsis
+    return operands, output, sizes
+
+
+# --------------------------------------------------------------------------------------------
+# convolution
+
+
+def _conv_macs(x: Shape, w: Shape, out: Shape, transposed: bool) -> int:
+    """out_numel*(Cin/groups)*kernel, or for a transposed conv in_numel*(Cout/groups)*kernel:
+    ``w[1:]`` is (Cin/groups, *kernel) resp. (Cout/groups, *kernel). Equal to fvcore's
+    ``batch * prod(w) * prod(spatial)``."""
+    return _numel(x if transposed else out) * _numel(w[1:])
+
+
+def convolution(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """convolution/_convolution(input, weight, bias, stride, padding, dilation, transposed, ...):
+    out_numel*(Cin/groups)*kernel MACs, transposed in_numel*(Cout/groups)*kernel."""
+    transposed = bool(_arg(inputs, 6, False))
+    return _conv_macs(inputs[0], inputs[1], outputs[0], transposed)
+
+
+def conv(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """conv1d/2d/3d(input, weight (Cout, Cin/groups, *k), ...): out_numel*(Cin/groups)*k MACs."""
+    return _conv_macs(inputs[0], inputs[1], outputs[0], transposed=False)
+
+
+def conv_transpose(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """conv_transpose1d/2d/3d(input, weight (Cin, Cout/groups, *k), ...):
+    in_numel*(Cout/groups)*k MACs (every input element is scattered through its kernel)."""
+    return _conv_macs(inputs[0], inputs[1], outputs[0], transposed=True)
+
+
+# --------------------------------------------------------------------------------------------
+# normalization, resampling, pooling (fvcore's rules, kept as they are)
+
+
+def _batch_norm_macs(x: Shape, weight: Any, training: bool) -> int:
+    if training:
+        return _numel(x) * _affine_factor(weight, 5, 4)
+    return _numel(x) * _affine_factor(weight, 2, 1)
+
+
+def batch_norm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """batch_norm/native_batch_norm(input, weight, bias, mean, var, training, ...): fvcore's
+    rule, numel*(5 affine, 4 not) when training, numel*(2 affine, 1 not) in eval."""
+    return _batch_norm_macs(inputs[0], inputs[1], bool(inputs[5]))
+
+
+def batch_norm_no_training(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_native_batch_norm_legit_no_training(input, weight, ...): eval batch_norm,
+    numel*(2 affine, 1 not)."""
+    return _batch_norm_macs(inputs[0], inputs[1], training=False)
+
+
+def batch_norm_legit(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_native_batch_norm_legit(input, weight, bias, mean, var, training, ...) or its no_stats
+    overload (input, weight, bias, training, ...): batch_norm's rule."""
+    training = inputs[3] if isinstance(inputs[3], bool) else inputs[5]
+    return _batch_norm_macs(inputs[0], inputs[1], bool(training))
+
+
+def group_norm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """group_norm(input, num_groups, weight, ...): fvcore's numel*(5 affine, 4 not)."""
+    return _numel(inputs[0]) * _affine_factor(_arg(inputs, 2), 5, 4)
+
+
+def native_group_norm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """native_group_norm(input, weight, bias, N, C, HxW, group, eps): group_norm's rule,
+    numel*(5 affine, 4 not)."""
+    return _numel(inputs[0]) * _affine_factor(inputs[1], 5, 4)
+
+
+def layer_norm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """layer_norm/native_layer_norm(input, normalized_shape, weight, ...): fvcore's
+    numel*(5 affine, 4 not)."""
+    return _numel(inputs[0]) * _affine_factor(_arg(inputs, 2), 5, 4)
+
+
+def instance_norm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """instance_norm(input, weight, ...): fvcore's numel*(5 affine, 4 not). (The dispatcher
+    runs it as a training-mode native_batch_norm, which counts the same.)"""
+    return _numel(inputs[0]) * _affine_factor(_arg(inputs, 1), 5, 4)
+
+
+def upsample_nearest2d(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """upsample_nearest2d: fvcore's one MAC per output element."""
+    return _numel(outputs[0])
+
+
+def upsample_bilinear2d(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """upsample_bilinear2d: fvcore's 4 MACs per output element (4 taps)."""
+    return 4 * _numel(outputs[0])
+
+
+def adaptive_avg_pool2d(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """adaptive_avg_pool2d/_adaptive_avg_pool2d: fvcore's one MAC per input element."""
+    return _numel(inputs[0])
+
+
+def grid_sampler(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """grid_sampler/grid_sampler_2d: fvcore's 4 MACs per output element (bilinear taps)."""
+    return 4 * _numel(outputs[0])
+
+
+# --------------------------------------------------------------------------------------------
+# attention
+
+
+def scaled_dot_product_attention(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """(B, H, L, E) x (B, Hkv, S, E) x (B, Hkv, S, Ev): QK^T B*H*L*S*E + AV B*H*L*S*Ev MACs.
+
+    The same for every ATen variant that takes (..., H, L, E) query/key/value first (math,
+    flash, flash for CPU, efficient, cudnn, overrideable). Causal and explicit masks count the
+    full product; grouped-query attention counts H query heads (module docstring).
+    """
+    return _attention_macs(inputs[0], inputs[1], inputs[2])
+
+
+def _varlen_attention_macs(
+    q: Shape, k: Shape, v: Shape, cu_seqlens: Any, max_q: Any, max_k: Any
+) -> int:
+    """(B, L, H, E) layout, or packed sequences (..., total, H, E) with cumulative lengths:
+    then every sequence is taken at the longest length, the upper bound FlopCounterMode uses."""
+    heads, e, ev = q[-2], q[-1], v[-1]
+    if _is_shape(cu_seqlens) and isinstance(max_q, int) and isinstance(max_k, int):
+        sequences = max(_numel(cu_seqlens) - 1, 0)
+        return sequences * heads * max_q * max_k * (e + ev)
+    batch = _numel(_broadcast(q[:-3], k[:-3], v[:-3]))
+    return batch * heads * q[-3] * k[-3] * (e + ev)
+
+
+def flash_attention_forward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_flash_attention_forward(q (B, L, H, E), k (B, S, Hkv, E), v (B, S, Hkv, Ev),
+    cum_seq_q, cum_seq_k, max_q, max_k, ...): B*H*L*S*(E + Ev) MACs. Note the sequence-major
+    layout; packed (varlen) input counts every sequence at max_q x max_k."""
+    q, k, v = inputs[0], inputs[1], inputs[2]
+    return _varlen_attention_macs(q, k, v, _arg(inputs, 3), _arg(inputs, 5), _arg(inputs, 6))
+
+
+def efficient_attention_forward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_efficient_attention_forward(q (B, L, H, E), k (B, S, Hkv, E), v (B, S, Hkv, Ev), bias,
+    cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, ...): B*H*L*S*(E + Ev) MACs;
+    packed input counts every sequence at max_seqlen_q x max_seqlen_k."""
+    q, k, v = inputs[0], inputs[1], inputs[2]
+    return _varlen_attention_macs(q, k, v, _arg(inputs, 4), _arg(inputs, 6), _arg(inputs, 7))
+
+
+def _mha_macs(q: Shape, k: Shape, v: Shape) -> int:
+    """In-projections (Tq+Tk+Tv)*E*E, QK^T and AV batch*L*S*E each (summed over the heads,
+    H*D = E), out-projection Tq*E*E. T = tokens = numel/E."""
+    embed = q[-1]
+    tokens_q = _numel(q[:-1])
+    projections = (tokens_q + _numel(k[:-1]) + _numel(v[:-1])) * embed * embed
+    attention = _numel(q[:-2]) * q[-2] * k[-2] * embed * 2
+    return projections + attention + tokens_q * embed * embed
+
+
+def native_multi_head_attention(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_native_multi_head_attention(q (B, L, E), k (B, S, E), v (B, S, E), embed_dim, heads,
+    qkv_weight, qkv_bias, proj_weight, ...): (B*L + 2*B*S)*E*E in-projection + 2*B*L*S*E
+    attention + B*L*E*E out-projection MACs, what the slow path's linear/bmm count."""
+    return _mha_macs(inputs[0], inputs[1], inputs[2])
+
+
+def transformer_encoder_layer_fwd(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_transformer_encoder_layer_fwd(src (B, L, E), embed_dim, heads, qkv_weight, qkv_bias,
+    proj_weight, proj_bias, use_gelu, norm_first, eps, norm_w1, norm_b1, norm_w2, norm_b2,
+    ffn_w1 (F, E), ffn_b1, ffn_w2 (E, F), ...): self-attention (see MHA) + B*L*E*F*2 feed-forward
+    + 2 layer norms at fvcore's 5 MACs per element, what the slow path counts."""
+    src = inputs[0]
+    ffn = _numel(src[:-1]) * (_numel(inputs[14]) + _numel(inputs[16]))
+    norms = _numel(src) * (_affine_factor(inputs[10], 5, 4) + _affine_factor(inputs[12], 5, 4))
+    return _mha_macs(src, src, src) + ffn + norms
+
+
+# --------------------------------------------------------------------------------------------
+# recurrent networks
+
+
+def _weight_macs(params: Iterable[Any]) -> int:
+    """rows*cols summed over the 2-D weights (biases are 1-D and elementwise)."""
+    return sum(_numel(p) for p in params if _is_shape(p) and len(p) == 2)
+
+
+def rnn(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """lstm/gru/rnn_tanh/rnn_relu(input (T, B, in) | packed data (tokens, in), ..., params, ...):
+    tokens * sum(rows*cols of every weight) MACs = T*B*4H(in+H) per LSTM layer and direction,
+    3H(in+H) for GRU, H(in+H) for RNN. ``.input`` has params at 2, ``.data`` (packed) at 3."""
+    packed = not isinstance(inputs[3], bool)
+    params = inputs[3] if packed else inputs[2]
+    return _numel(inputs[0][:-1]) * _weight_macs(params)
+
+
+def rnn_cell(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """lstm_cell/gru_cell/rnn_tanh_cell/rnn_relu_cell(input (B, in), hx, w_ih (G*H, in),
+    w_hh (G*H, H), ...): B*G*H*(in + H) MACs, G = 4, 3, 1 gates."""
+    return _numel(inputs[0][:-1]) * _weight_macs(inputs[2:4])
+
+
+def mkldnn_rnn_layer(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """mkldnn_rnn_layer(input (T, B, in), w_ih (G*H, in), w_hh (G*H, H), b_ih, b_hh, ...): one
+    layer and direction of the CPU LSTM, T*B*G*H*(in + H) MACs."""
+    return _numel(inputs[0][:-1]) * _weight_macs(inputs[1:3])
+
+
+# --------------------------------------------------------------------------------------------
+# fvcore adapter
+
+
+def fvcore_handle(formula: Formula) -> FvcoreHandle:
+    """Wrap ``formula`` as an fvcore op handle: JIT values become shapes and plain values."""
+
+    def handle(inputs: list[Any], outputs: list[Any]) -> int:
+        return int(formula([_jit_value(v) for v in inputs], [_jit_value(v) for v in outputs]))
+
+    handle.__name__ = getattr(formula, "__name__", "formula")
+    handle.__doc__ = formula.__doc__
+    handle.__wrapped__ = formula  # type: ignore[attr-defined]
+    return handle
+
+
+def _jit_value(value: Any) -> Any:
+    """A ``torch._C.Value`` as a formula sees it: complete tensors as shape tuples, lists built
+    in the graph (``prim::ListConstruct``) element by element, constants as their value, and
+    anything known only at run time (or a tensor of unknown shape) as None."""
+    import torch
+    from fvcore.nn.jit_handles import get_shape
+
+    if value.isCompleteTensor():
+        return tuple(int(size) for size in get_shape(value))
+    node = value.node()
+    if node.kind() == "prim::ListConstruct":
+        return [_jit_value(item) for item in node.inputs()]
+    try:
+        constant = value.toIValue()
+    except Exception:  # values computed at run time raise, depending on their type
+        return None
+    if isinstance(constant, torch.Tensor):
+        return tuple(int(size) for size in constant.shape)
+    return constant
+
+
+# --------------------------------------------------------------------------------------------
+# registry
+
+_BUILTIN: dict[Formula, tuple[str, ...]] = {
+    addmm: ("addmm",),
+    addmm_activation: ("_addmm_activation",),
+    mm: ("mm", "_int_mm", "_scaled_mm"),
+    bmm: ("bmm",),
+    baddbmm: ("baddbmm",),
+    addbmm: ("addbmm",),
+    matmul: ("matmul",),
+    mv: ("mv",),
+    addmv: ("addmv",),
+    dot: ("dot", "vdot"),
+    linalg_vecdot: ("linalg_vecdot",),
+    linear: ("linear", "mkldnn_linear"),
+    bilinear: ("bilinear",),
+    trilinear: ("_trilinear",),
+    tensordot: ("tensordot",),
+    inner: ("inner",),
+    multi_dot: ("linalg_multi_dot", "chain_matmul"),
+    cdist: ("cdist", "_cdist_forward"),
+    einsum: ("einsum",),
+    convolution: ("convolution", "_convolution"),
+    conv: ("conv1d", "conv2d", "conv3d"),
+    conv_transpose: ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"),
+    batch_norm: ("batch_norm", "native_batch_norm"),
+    batch_norm_no_training: ("_native_batch_norm_legit_no_training",),
+    batch_norm_legit: ("_native_batch_norm_legit",),
+    group_norm: ("group_norm",),
+    native_group_norm: ("native_group_norm",),
+    layer_norm: ("layer_norm", "native_layer_norm"),
+    instance_norm: ("instance_norm",),
+    upsample_nearest2d: ("upsample_nearest2d",),
+    upsample_bilinear2d: ("upsample_bilinear2d",),
+    adaptive_avg_pool2d: ("adaptive_avg_pool2d", "_adaptive_avg_pool2d"),
+    grid_sampler: ("grid_sampler", "grid_sampler_2d"),
+    scaled_dot_product_attention: (
+        "scaled_dot_product_attention",
+        "_scaled_dot_product_attention_math",
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_cudnn_attention",
+        "_scaled_dot_product_fused_attention_overrideable",
+    ),
+    flash_attention_forward: ("_flash_attention_forward",),
+    efficient_attention_forward: ("_efficient_attention_forward",),
+    native_multi_head_attention: ("_native_multi_head_attention",),
+    transformer_encoder_layer_fwd: ("_transformer_encoder_layer_fwd",),
+    rnn: ("lstm", "gru", "rnn_tanh", "rnn_relu"),
+    rnn_cell: ("lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell"),
+    mkldnn_rnn_layer: ("mkldnn_rnn_layer",),
+}
+
+for _formula, _names in _BUILTIN.items():
+    for _name in _names:
+        register_formula(f"aten::{_name}", _formula)
+del _formula, _names, _name

@@ -21,6 +21,7 @@ dropout dropout_ feature_dropout alpha_dropout native_dropout _softmax _log_soft
 max_pool1d max_pool2d max_pool3d max_pool2d_with_indices avg_pool1d avg_pool2d avg_pool3d
 adaptive_max_pool1d adaptive_max_pool2d adaptive_avg_pool1d adaptive_avg_pool3d
 upsample_nearest1d upsample_nearest3d upsample_linear1d upsample_trilinear3d upsample_bicubic2d
+sigmoid_ _safe_softmax outer ger embedding_bag _embedding_bag _embedding_bag_forward_only
 """
 
 _DATA_MOVEMENT = """
@@ -35,6 +36,7 @@ channel_shuffle size numel dim item Int ScalarImplicit floor_divide remainder
 _reshape_alias lift contiguous_format bernoulli bernoulli_ rand rand_like randn randn_like
 _assert_async _assert_tensor_metadata sym_size sym_stride sym_numel isin is_nonzero
 nonzero bitwise_not __and__ __or__ linspace logical_xor diff cumprod movedim
+unsafe_chunk unsafe_split diagonal _pack_padded_sequence _pad_packed_sequence _local_scalar_dense
 """
 
 IGNORED_BY_CONVENTION: frozenset[str] = frozenset(

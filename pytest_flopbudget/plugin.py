@@ -5,44 +5,54 @@ No arithmetic and no formatting here; each hook hands its data to the module tha
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 
+from . import baseline as baseline_file
+from .baseline import Baseline, BaselineError
 from .budget import MARKER_NAME, ON_EXCEED_CHOICES, Budget, BudgetError, budget_from_marker
 from .config import ConfigError, Settings, find_pyproject, load_settings
 from .fixture import FlopCounter
-from .record import PROPERTY, TestRecord
-from .reports import json_report, table, update
+from .record import TestRecord
+from .regression import against_baseline, tighten_note
+from .reports import json_report, junit, markdown, table, update
+from .stale import StaleEntry, find_stale
 from .verdict import ERROR, Verdict, judge
 
 HELP_JSON = "write a machine-readable report of every count and verdict to PATH"
+HELP_MARKDOWN = "write a Markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY when set)"
 HELP_UPDATE = (
-    "write the measured values into [tool.flopbudget.budgets] of pyproject.toml; "
-    "over-budget tests pass in this run"
+    "write the measured values into [tool.flopbudget.budgets] of pyproject.toml (and the "
+    "baseline file, if one is configured); over-budget tests pass in this run"
 )
 HELP_ON_EXCEED = 'what an over-budget test does: "fail" (default) or "warn" (report only)'
+HELP_HARDWARE = "comma-separated devices (T4,A100:fp16) to show the ideal time on, a lower bound"
 MARKER_HELP = (
     f"{MARKER_NAME}(gflops=4.1, *, mparams=None, name=None, tolerance=None, on_exceed=None): "
-    "fail the test if the "
-    "models it counts with the flops fixture exceed this budget. One compute unit among flops, "
-    "kflops, mflops, gflops, tflops, macs, kmacs, mmacs, gmacs, tmacs; params or mparams for a "
-    "model-size guard; name= binds the budget to counts recorded under that name."
+    "fail the test if the models it counts with the flops fixture exceed this budget. One compute "
+    "unit among flops, kflops, mflops, gflops, tflops, macs, kmacs, mmacs, gmacs, tmacs; params or "
+    "mparams for a model-size guard; name= binds the budget to counts recorded under that name."
 )
+REPORT_ATTRIBUTE = "flopbudget"
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 COUNTER_KEY = pytest.StashKey[FlopCounter]()
 BUDGETS_KEY = pytest.StashKey[list[Budget]]()
-VERDICTS_KEY = pytest.StashKey[list[Verdict]]()
+RECORD_KEY = pytest.StashKey[TestRecord]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("flopbudget", "compute budgets for PyTorch models (pytest-flopbudget)")
     group.addoption("--flop-budget-json", metavar="PATH", default=None, help=HELP_JSON)
+    group.addoption("--flop-budget-markdown", metavar="PATH", default=None, help=HELP_MARKDOWN)
     group.addoption("--flop-budget-update", action="store_true", default=False, help=HELP_UPDATE)
     group.addoption(
         "--flop-budget-on-exceed", choices=ON_EXCEED_CHOICES, default=None, help=HELP_ON_EXCEED
     )
+    group.addoption("--flop-budget-hardware", metavar="DEVICES", default=None, help=HELP_HARDWARE)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,13 +62,31 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = load_settings(
             pyproject,
             json_path=config.getoption("flop_budget_json"),
+            markdown_path=config.getoption("flop_budget_markdown"),
             update=bool(config.getoption("flop_budget_update")),
             on_exceed=config.getoption("flop_budget_on_exceed"),
+            hardware=config.getoption("flop_budget_hardware"),
         )
     except ConfigError as error:
         raise pytest.UsageError(f"pytest-flopbudget: {error}") from None
+    notes: list[str] = []
+    baseline: Baseline | None = None
+    if settings.baseline_path is not None:
+        try:
+            baseline = baseline_file.load(settings.baseline_path)
+        except BaselineError as error:
+            if not settings.update:
+                raise pytest.UsageError(f"pytest-flopbudget: {error}") from None
+            notes.append(f"{error}; it will be rewritten")
+            baseline = Baseline(settings.baseline_path, {}, exists=False)
+        if not baseline.exists and not settings.update:
+            notes.append(
+                f"baseline {settings.baseline_path} does not exist yet; "
+                "create it with --flop-budget-update"
+            )
     config.stash[SETTINGS_KEY] = settings
-    config.pluginmanager.register(FlopBudgetManager(config, settings), "flopbudget-manager")
+    manager = FlopBudgetManager(config, settings, baseline, notes)
+    config.pluginmanager.register(manager, "flopbudget-manager")
 
 
 @pytest.fixture
@@ -77,12 +105,18 @@ def flops(request: pytest.FixtureRequest) -> FlopCounter:
 class FlopBudgetManager:
     """Owns the run's state: the records gathered from test reports, and the final reports."""
 
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(
+        self, config: pytest.Config, settings: Settings, baseline: Baseline | None, notes: list[str]
+    ) -> None:
         self.config = config
         self.settings = settings
+        self.baseline = baseline
         self.records: list[TestRecord] = []
         self.positions: dict[str, int] = {}
-        self.notes: list[tuple[str, dict[str, bool]]] = []
+        self.seen: set[str] = set()
+        self.ran: set[str] = set()
+        self.stale: list[StaleEntry] = []
+        self.notes: list[tuple[str, dict[str, bool]]] = [(note, {"yellow": True}) for note in notes]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # xdist workers collect the same items in the same order, so positions agree
@@ -119,7 +153,8 @@ class FlopBudgetManager:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
         result = yield
-        errors = [v.message for v in item.stash.get(VERDICTS_KEY, []) if v.status == ERROR]
+        record = item.stash.get(RECORD_KEY, None)
+        errors = [v.message for v in record.verdicts if v.status == ERROR] if record else []
         if errors:
             pytest.fail("\n".join(errors), pytrace=False)
         return result
@@ -129,40 +164,116 @@ class FlopBudgetManager:
         counts = list(counter.counts) if counter is not None else []
         budgets = item.stash.get(BUDGETS_KEY, [])
         verdicts = judge(item.nodeid, counts, budgets, self.settings, test_failed=test_failed)
-        item.stash[VERDICTS_KEY] = verdicts
+        verdicts = [
+            tighten_note(against_baseline(verdict, self.baseline, self.settings), self.settings)
+            for verdict in verdicts
+        ]
         if counts or verdicts:
             position = self.positions.get(item.nodeid, len(self.positions))
-            record = TestRecord(item.nodeid, position, counts, verdicts)
-            item.user_properties.append((PROPERTY, record.to_json()))
+            item.stash[RECORD_KEY] = TestRecord(item.nodeid, position, counts, verdicts)
+            item.user_properties.extend(junit.properties(verdicts))
         return verdicts
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        record = item.stash.get(RECORD_KEY, None)
+        if report.when == "teardown" and record is not None:
+            # a plain JSON string in the report's __dict__ travels with it from xdist workers
+            setattr(report, REPORT_ATTRIBUTE, record.to_json())
+        return report
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "teardown":
-            return
-        for key, value in report.user_properties:
-            if key == PROPERTY:
-                self.records.append(TestRecord.from_json(value))
+        self.seen.add(report.nodeid)
+        if report.when == "call":
+            self.ran.add(report.nodeid)
+        if report.when == "teardown":
+            payload = getattr(report, REPORT_ATTRIBUTE, None)
+            if isinstance(payload, str):
+                self.records.append(TestRecord.from_json(payload))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
             return  # xdist worker: the controller writes the reports
         records = sorted(self.records, key=TestRecord.sort_key)
+        full_run = _is_full_run(session)
+        if full_run:
+            self.stale = find_stale(self.settings, self.baseline, records, self.seen, self.ran)
         try:
-            if self.settings.json_path is not None:
-                json_report.write(self.settings.json_path, records, self.settings)
-                self.notes.append((f"flop budget report written to {self.settings.json_path}", {}))
-            if self.settings.update and self.settings.pyproject is not None:
-                outcome = update.update_pyproject(self.settings.pyproject, records, self.settings)
-                self.notes.extend((line, {}) for line in outcome.lines())
+            self._write_reports(records, full_run)
         except (OSError, update.UpdateError) as error:
             self.notes.append((f"pytest-flopbudget: {error}", {"red": True, "bold": True}))
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def _write_reports(self, records: list[TestRecord], full_run: bool) -> None:
+        settings = self.settings
+        with_baseline = self.baseline is not None
+        if settings.json_path is not None:
+            json_report.write(settings.json_path, records, settings, self.stale)
+            self.notes.append((f"flop budget report written to {settings.json_path}", {}))
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if (settings.markdown_path is not None or summary_file) and records:
+            text = markdown.build(records, settings, with_baseline=with_baseline, stale=self.stale)
+            if settings.markdown_path is not None:
+                markdown.write(settings.markdown_path, text)
+                self.notes.append((f"flop budget summary written to {settings.markdown_path}", {}))
+            if summary_file:
+                markdown.append_step_summary(Path(summary_file), text)
+        if settings.update and settings.pyproject is not None:
+            stale_keys = [entry.key for entry in self.stale if entry.where == "pyproject"]
+            outcome = update.update_pyproject(
+                settings.pyproject, records, settings, remove=stale_keys
+            )
+            self.notes.extend((line, {}) for line in outcome.lines())
+        if settings.update and settings.baseline_path is not None:
+            verdicts = [verdict for record in records for verdict in record.verdicts]
+            measured = baseline_file.measured_entries(verdicts, settings.flops_per_mac)
+            entries = baseline_file.merged(
+                self.baseline,
+                measured,
+                {record.nodeid for record in records} | self.ran,
+                full_run=full_run,
+            )
+            baseline_file.write(settings.baseline_path, entries)
+            self.notes.append(
+                (f"baseline written to {settings.baseline_path}: {len(entries)} entries", {})
+            )
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         records = sorted(self.records, key=TestRecord.sort_key)
-        if records:
-            table.write(terminalreporter, records, self.settings, self.config.get_verbosity())
+        table.write(
+            terminalreporter,
+            records,
+            self.settings,
+            self.config.get_verbosity(),
+            with_baseline=self.baseline is not None,
+            stale=self.stale,
+        )
         for line, markup in self.notes:
             terminalreporter.write_line(line, **markup)
+
+
+def _is_full_run(session: pytest.Session) -> bool:
+    """False when -k, -m, --lf, --deselect, a stop on failure or a narrower path selected tests."""
+    config = session.config
+    option = config.option
+    if getattr(option, "keyword", "") or getattr(option, "markexpr", ""):
+        return False
+    if getattr(option, "lf", False) or getattr(option, "deselect", None):
+        return False
+    if session.shouldstop or session.shouldfail:
+        return False
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return True
+    root = config.rootpath
+    defaults = {(root / path).resolve() for path in config.getini("testpaths")} or {root.resolve()}
+    chosen = set()
+    for arg in config.args:
+        if "::" in arg:
+            return False
+        chosen.add((config.invocation_params.dir / arg).resolve())
+    return root.resolve() in chosen or defaults <= chosen

@@ -17,6 +17,7 @@ from .units import format_budget_value, format_quantity
 
 OK = "ok"
 OVER = "over"
+REGRESSION = "regression"
 NO_BUDGET = "no budget"
 ERROR = "error"
 
@@ -42,24 +43,41 @@ class Verdict:
     backend: str = ""
     by_module: Mapping[str, int] = field(default_factory=dict)
     unknown_ops: Mapping[str, int] = field(default_factory=dict)
+    baseline_macs: int | None = None
+    baseline_params: int | None = None
+    module_changes: tuple[tuple[str, int, int], ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def fails_test(self) -> bool:
-        return self.status == OVER and self.enforced
+        return self.status in (OVER, REGRESSION) and self.enforced
 
     @property
     def status_label(self) -> str:
-        return f"{self.status} (warn)" if self.status == OVER and not self.enforced else self.status
+        if self.status in (OVER, REGRESSION) and not self.enforced:
+            return f"{self.status} (warn)"
+        return self.status
+
+    @property
+    def counted(self) -> bool:
+        return self.flops is not None and self.macs is not None and self.params is not None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["by_module"] = dict(self.by_module)
         data["unknown_ops"] = dict(self.unknown_ops)
+        data["module_changes"] = [list(change) for change in self.module_changes]
+        data["notes"] = list(self.notes)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
-        return cls(**data)
+        values = dict(data)
+        values["module_changes"] = tuple(
+            tuple(change) for change in values.get("module_changes", ())
+        )
+        values["notes"] = tuple(values.get("notes", ()))
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -129,7 +147,7 @@ def judge(
         if budget is not None:
             verdicts.append(_check(nodeid, subject, budget, settings))
         elif test_budget is None:
-            verdicts.append(_unbudgeted(nodeid, subject))
+            verdicts.append(_unbudgeted(nodeid, subject, settings))
     if test_budget is not None and subjects:
         everything = list(subjects.values())
         label = " + ".join(s.name for s in everything)
@@ -199,11 +217,12 @@ def _missing(
     return errors
 
 
-def _unbudgeted(nodeid: str, subject: _Subject) -> Verdict:
+def _unbudgeted(nodeid: str, subject: _Subject, settings: Settings) -> Verdict:
     return Verdict(
         nodeid=nodeid,
         name=subject.name,
         status=NO_BUDGET,
+        enforced=settings.on_exceed == "fail" and not settings.update,
         flops=subject.flops,
         macs=subject.macs,
         params=subject.params,

@@ -10,7 +10,7 @@ import torch
 from ..count import RawCount
 
 Backend = Callable[[torch.nn.Module, tuple[Any, ...], dict[str, Any]], RawCount]
-BACKEND_NAMES = ("fvcore",)
+BACKEND_NAMES = ("fvcore", "torch")
 
 
 def get_backend(name: str) -> Backend:
@@ -18,4 +18,8 @@ def get_backend(name: str) -> Backend:
         from .fvcore_backend import count_with_fvcore
 
         return count_with_fvcore
+    if name == "torch":
+        from .torch_backend import count_with_torch
+
+        return count_with_torch
     raise ValueError(f"unknown backend {name!r} (known: {', '.join(BACKEND_NAMES)})")

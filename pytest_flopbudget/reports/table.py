@@ -9,48 +9,35 @@ import pytest
 
 from ..config import Settings
 from ..record import TestRecord
-from ..units import format_quantity
-from ..verdict import ERROR, NO_BUDGET, OK, OVER, Verdict
+from ..stale import StaleEntry
+from ..verdict import ERROR, NO_BUDGET, OK, OVER, REGRESSION, Verdict
+from . import rows
 
 _COLOURS: dict[str, dict[str, bool]] = {
     OK: {"green": True},
     OVER: {"red": True, "bold": True},
+    REGRESSION: {"red": True, "bold": True},
     NO_BUDGET: {"yellow": True},
     ERROR: {"red": True, "bold": True},
 }
-_RIGHT_ALIGNED = {"FLOPs", "MACs", "params", "budget", "used", "tolerance"}
+_LEFT_ALIGNED = {"test", "name", "source", "backend", "unknown ops", "status"}
 
 
-def _columns(verbosity: int) -> list[str]:
+def _columns(verbosity: int, settings: Settings, with_baseline: bool) -> list[str]:
     if verbosity < 0:
-        return ["test", "name", "FLOPs", "budget", "used", "status"]
-    columns = ["test", "name", "FLOPs", "MACs", "params", "budget", "used", "status"]
+        columns = ["test", "name", "FLOPs", "budget", "used"]
+    else:
+        columns = ["test", "name", "FLOPs", "MACs", "params", "budget", "used"]
+    if with_baseline:
+        columns.append("vs baseline")
+    columns += [label for label, _, _ in rows.hardware_columns(settings)]
     if verbosity > 0:
-        columns[-1:-1] = ["tolerance", "source", "backend", "unknown ops"]
-    return columns
-
-
-def _cells(verdict: Verdict, verbosity: int) -> dict[str, str]:
-    test = verdict.nodeid if verbosity >= 0 else verdict.nodeid.rsplit("::", 1)[-1]
-    unknown = ", ".join(f"{op} x{n}" for op, n in sorted(verdict.unknown_ops.items()))
-    return {
-        "test": test,
-        "name": verdict.name,
-        "FLOPs": format_quantity(verdict.flops, "flops"),
-        "MACs": format_quantity(verdict.macs, "macs"),
-        "params": format_quantity(verdict.params, "params"),
-        "budget": verdict.budget_label or "-",
-        "used": f"{verdict.used:.1%}" if verdict.used is not None else "-",
-        "tolerance": f"{verdict.tolerance:.1%}" if verdict.budget_label else "-",
-        "source": verdict.budget_source or "-",
-        "backend": verdict.backend or "-",
-        "unknown ops": unknown or "-",
-        "status": verdict.status_label,
-    }
+        columns += ["tolerance", "source", "backend", "unknown ops"]
+    return [*columns, "status"]
 
 
 def _status_markup(verdict: Verdict) -> dict[str, bool]:
-    if verdict.status == OVER and not verdict.enforced:
+    if verdict.status in (OVER, REGRESSION) and not verdict.enforced:
         return {"yellow": True, "bold": True}
     return _COLOURS.get(verdict.status, {})
 
@@ -60,28 +47,51 @@ def write(
     records: Sequence[TestRecord],
     settings: Settings,
     verbosity: int,
+    *,
+    with_baseline: bool = False,
+    stale: Sequence[StaleEntry] = (),
 ) -> None:
     """Default: one row per verdict; ``-q`` fewer columns; ``-qq`` the tally only; ``-v`` more."""
     verdicts = [verdict for record in records for verdict in record.verdicts]
-    if not verdicts:
+    if not verdicts and not stale:
         return
     terminal.write_sep("=", f"flop budget: {settings.convention}")
-    if verbosity >= -1:
-        columns = _columns(verbosity)
-        rows = [_cells(verdict, verbosity) for verdict in verdicts]
-        widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in columns}
+    if verdicts and verbosity >= -1:
+        columns = _columns(verbosity, settings, with_baseline)
+        table = [rows.cells(verdict, settings, short_test=verbosity < 0) for verdict in verdicts]
+        widths = {c: max(len(c), *(len(row.get(c, "-")) for row in table)) for c in columns}
 
         def line(cells: dict[str, str]) -> str:
             return "  ".join(
-                cells[c].rjust(widths[c]) if c in _RIGHT_ALIGNED else cells[c].ljust(widths[c])
+                cells.get(c, "-").ljust(widths[c])
+                if c in _LEFT_ALIGNED
+                else cells.get(c, "-").rjust(widths[c])
                 for c in columns[:-1]
             )
 
         terminal.write_line(line({c: c for c in columns}) + "  status", bold=True)
-        for verdict, cells in zip(verdicts, rows, strict=True):
+        for verdict, cells in zip(verdicts, table, strict=True):
             terminal.write(line(cells) + "  ")
             terminal.write(cells["status"], **_status_markup(verdict))
             terminal.line("")
+    if verbosity >= -1:
+        for note in rows.notes(verdicts):
+            terminal.write_line(note, yellow=True)
+        if settings.unknown_ops != "ignore":
+            for verdict in verdicts:
+                if verdict.unknown_ops:
+                    listed = ", ".join(
+                        f"{op} x{n}" for op, n in sorted(verdict.unknown_ops.items())
+                    )
+                    terminal.write_line(
+                        f"{verdict.nodeid} [{verdict.name}]: not counted (unknown ops): {listed}",
+                        yellow=True,
+                    )
+        for entry in stale:
+            terminal.write_line(f"stale: {entry.describe()}", yellow=True)
     tally = Counter(verdict.status_label for verdict in verdicts)
     parts = ", ".join(f"{n} {status}" for status, n in sorted(tally.items()))
-    terminal.write_line(f"{len(verdicts)} counted: {parts}")
+    summary = f"{len(verdicts)} counted: {parts}" if verdicts else "nothing counted"
+    if stale:
+        summary += f"; {len(stale)} stale entries"
+    terminal.write_line(summary)

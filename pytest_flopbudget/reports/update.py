@@ -37,11 +37,13 @@ class Measured:
 class UpdateOutcome:
     path: Path
     written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     in_code: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         lines = [f"flop budgets updated in {self.path}: {len(self.written)} entries"]
         lines += [f"  {key}" for key in self.written]
+        lines += [f"  removed (no test recorded it): {key}" for key in self.removed]
         for where in self.in_code:
             lines.append(f"  not updated (budget set by a marker in code, edit it there): {where}")
         return lines
@@ -127,8 +129,9 @@ def _table_entry(table: Any, measured: Measured) -> None:
 
 
 def update_pyproject(
-    path: Path, records: Sequence[TestRecord], settings: Settings
+    path: Path, records: Sequence[TestRecord], settings: Settings, *, remove: Sequence[str] = ()
 ) -> UpdateOutcome:
+    """Write measured values; ``remove`` lists stale keys (found only on a full run)."""
     entries, in_code = planned_entries(records)
     outcome = UpdateOutcome(path=path, in_code=in_code)
     try:
@@ -149,6 +152,10 @@ def update_pyproject(
         else:
             budgets[key] = _string_entry(measured, old if isinstance(old, str) else None)
         outcome.written.append(key)
-    if entries:
+    for key in remove:
+        if key in budgets and key not in entries:
+            del budgets[key]
+            outcome.removed.append(key)
+    if entries or outcome.removed:
         write_atomically(path, tomlkit.dumps(document))
     return outcome

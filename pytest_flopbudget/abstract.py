@@ -1,0 +1,227 @@
+"""Abstract counting: build a model and its inputs without memory, count them like real ones.
+
+Inside an :class:`AbstractScope` (PyTorch's ``FakeTensorMode``) every tensor created has a
+shape, a dtype and a device but no storage, and ops only compute output shapes. A model
+built there from a config (``LlamaForCausalLM(LlamaConfig(...))``) costs no weight memory and
+no initialisation time, and its inputs are made the usual way::
+
+    with abstract():
+        model = LlamaForCausalLM(config)
+        input_ids = torch.randint(0, config.vocab_size, (1, 2048))
+    count = count_abstract(model, (input_ids,), {})
+
+``torch.empty(1, 2048, dtype=torch.long)`` would do as well: token values are never read.
+
+"Shapes instead of tensors" needs nothing extra: ``torch.empty(shape, dtype=...)`` inside the
+scope is exactly a shape and a dtype. The scope's fake mode is active only between enter and
+exit; tensors made inside stay fake afterwards, and counting them re-enters their own mode (so
+ops inside ``forward`` that create fresh tensors, like ``torch.arange``, are fake too). To
+run the model yourself, enter the scope again: ``with scope: model(input_ids)``.
+
+Meta tensors (``torch.device("meta")``) are abstract too and are counted as they are; fake is
+preferred, since models that branch on the device type (autocast, for instance) fail on meta.
+Counting is done by the torch backend only: a JIT trace needs real data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    FakeTensor,
+    FakeTensorMode,
+)
+from torch.utils import _pytree as pytree
+
+from .count import RawCount
+
+
+class AbstractInputError(ValueError):
+    """Abstract (fake or meta) tensors mixed with real ones, or with another scope's."""
+
+
+class AbstractScope:
+    """``with AbstractScope():`` tensors and models created inside allocate nothing.
+
+    Re-enterable: ``with scope:`` again to create more tensors (or run the model) in the same
+    fake mode. Exiting always deactivates it, also when the block raises.
+    """
+
+    def __init__(self) -> None:
+        self.fake_mode = FakeTensorMode()
+
+    def __enter__(self) -> AbstractScope:
+        self.fake_mode.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.fake_mode.__exit__(*exc_info)
+
+
+def abstract() -> AbstractScope:
+    """A new scope for building an abstract model and its inputs (see the module docstring)."""
+    return AbstractScope()
+
+
+def count_abstract(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    train: bool = False,
+    grad: bool = False,
+) -> RawCount:
+    """Count an abstract model on abstract inputs with the torch backend.
+
+    ``train`` counts a training step (forward and backward); ``grad`` runs a forward-only
+    count with grad enabled, as ``count_model(..., grad=True)`` does. Raises
+    :class:`AbstractInputError` when nothing is abstract (this function is for fake or meta
+    tensors; real ones are counted by ``count_model``) or when kinds are mixed.
+    """
+    from .backends.torch_backend import count_with_torch
+
+    if not (is_abstract(model) or is_abstract((args, kwargs))):
+        raise AbstractInputError(
+            "count_abstract() got only real tensors: build the model and its inputs inside "
+            "abstract(), or count real tensors with count_model()"
+        )
+    with torch.set_grad_enabled(grad):
+        return count_with_torch(model, args, kwargs, train=train)
+
+
+def is_abstract(obj: object) -> bool:
+    """Whether a tensor, a module (any parameter or buffer) or a nest of tensors is abstract.
+
+    Abstract means fake (made in an :class:`AbstractScope`) or on the meta device: there is no
+    data, so only a backend that never reads data (the torch backend) can count it.
+    """
+    return any(_kind(tensor) != "real" for _, tensor in _labelled_tensors(obj))
+
+
+def check_consistent(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> FakeTensorMode | None:
+    """The fake mode to count under (None for real or meta tensors), or a clear error.
+
+    Every parameter, buffer and input tensor must be of one kind: all real, all meta, or all
+    fake from one scope. A mixture would fail deep inside the model with an error about
+    "FakeTensors" or devices; here it names the first offending tensor and the fix.
+    """
+    tensors = [*_labelled_tensors(model), *_labelled_tensors((args, kwargs))]
+    kinds = {_kind(tensor) for _, tensor in tensors}
+    if len(kinds) > 1:
+        raise AbstractInputError(_mixed_message(tensors))
+    if kinds != {"fake"}:
+        return None
+    modes = {id(tensor.fake_mode): tensor.fake_mode for _, tensor in tensors}
+    if len(modes) > 1:
+        first, other = _first_of_each_mode(tensors)
+        raise AbstractInputError(
+            f"{first} and {other} were made in two different abstract() scopes; build the "
+            "model and its inputs in one scope (it can be entered again: `with scope:`)"
+        )
+    return next(iter(modes.values()))
+
+
+@contextlib.contextmanager
+def counting_context(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Iterator[None]:
+    """Check the tensors (:func:`check_consistent`) and, if fake, re-enter their fake mode.
+
+    A model that reads a tensor's values (``.item()``, ``if mask.all():``, ``nonzero``)
+    cannot run on fake tensors; that surfaces here as an :class:`AbstractInputError` that says
+    so, instead of fake-tensor internals.
+    """
+    fake_mode = check_consistent(model, args, kwargs)
+    if fake_mode is None:
+        yield
+        return
+    try:
+        with fake_mode:
+            yield
+    except (DataDependentOutputException, DynamicOutputShapeException) as error:
+        raise AbstractInputError(
+            f"the model reads tensor values ({getattr(error, 'func', error)}: .item(), bool() or "
+            "a data-dependent shape), which abstract tensors do not have; leave out inputs whose "
+            "values steer the model (with transformers: an all-ones attention_mask is the "
+            "default, do not pass one) or count real tensors"
+        ) from error
+
+
+_Labelled = tuple[str, torch.Tensor]
+"""A tensor and a name a user recognises: ``("parameter 'fc.weight'", tensor)``."""
+
+
+def _labelled_tensors(obj: object) -> list[_Labelled]:
+    """Every tensor in ``obj`` with a name a user recognises (``parameter 'fc.weight'``)."""
+    if isinstance(obj, torch.nn.Module):
+        found = [(f"parameter {path!r}", p) for path, p in obj.named_parameters()]
+        found += [(f"buffer {path!r}", b) for path, b in obj.named_buffers() if b is not None]
+        return found
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], dict):
+        args, kwargs = obj
+        return _labelled_leaves(args, "args") + _labelled_leaves(kwargs, "kwargs")
+    return _labelled_leaves(obj, "input")
+
+
+def _labelled_leaves(obj: object, prefix: str) -> list[_Labelled]:
+    leaves, _ = pytree.tree_flatten_with_path(obj)
+    return [
+        (f"input {prefix}{pytree.keystr(path)}", leaf)
+        for path, leaf in leaves
+        if isinstance(leaf, torch.Tensor)
+    ]
+
+
+def _kind(tensor: torch.Tensor) -> str:
+    if isinstance(tensor, FakeTensor):
+        return "fake"
+    if tensor.is_meta:
+        return "meta"
+    return "real"
+
+
+def _describe(item: _Labelled) -> str:
+    label, tensor = item
+    kind = _kind(tensor)
+    where = f" on {tensor.device}" if kind == "real" else ""
+    return f"{label} is a {kind} tensor{where}"
+
+
+def _mixed_message(tensors: list[_Labelled]) -> str:
+    """Name one tensor of each kind and say how to make them agree."""
+    by_kind: dict[str, _Labelled] = {}
+    for item in tensors:
+        by_kind.setdefault(_kind(item[1]), item)
+    if "meta" in by_kind:
+        other = next(item for kind, item in by_kind.items() if kind != "meta")
+        return (
+            f"{_describe(by_kind['meta'])} but {_describe(other)}: meta tensors can only be "
+            "counted with other meta tensors; build the model and its inputs inside "
+            "abstract() instead"
+        )
+    fake, real = by_kind["fake"], by_kind["real"]
+    if real[0].startswith("input"):
+        fix = (
+            "create the inputs inside the same abstract() scope as the model "
+            "(torch.empty(shape, dtype=...) there allocates nothing)"
+        )
+    else:
+        fix = (
+            "build the model inside the abstract() scope too; a model built outside (or "
+            "moved to a real device) has real weights"
+        )
+    return f"{_describe(real)} but {_describe(fake)} (abstract): {fix}"
+
+
+def _first_of_each_mode(tensors: list[_Labelled]) -> tuple[str, str]:
+    first_label, first = tensors[0]
+    mode = first.fake_mode  # type: ignore[attr-defined]
+    other = next(label for label, tensor in tensors if tensor.fake_mode is not mode)  # type: ignore[attr-defined]
+    return first_label, other

@@ -1,0 +1,350 @@
+"""The torch backend: ATen ops seen at the dispatcher, counted with :mod:`..formulas`.
+
+No JIT trace: the model runs eagerly under a ``TorchDispatchMode`` that sees every ATen op,
+so it works on fake and meta tensors (see :mod:`..abstract`), takes any output structure
+(dicts, dataclasses, ``ModelOutput``, cache objects) and can follow ``backward()``.
+
+Which level is counted. An op with a formula is counted once and run with the mode
+suspended, so the ops it is made of are never seen (no double counting). An op without a
+formula that is a composite (``CompositeImplicitAutograd``) is decomposed under the mode and
+its parts are looked at instead. Anything else is *uncounted* and goes through
+:func:`..op_policy.split_uncounted`: ignored by convention, or unknown (never a silent 0).
+
+Forward-only counts run under ``torch.inference_mode()`` when the caller disabled grad (the
+default in :func:`..counter.count_model`). Autograd then does not decompose composite ops
+before the mode sees them, so ``linear``, ``matmul``, ``batch_norm``, ``layer_norm``,
+``lstm``, ``adaptive_avg_pool2d`` ... arrive whole, which is the level fvcore's trace counts
+at: both backends apply the same formula to the same op, and switching backends does not
+move a budget. With grad enabled (``grad=True`` or a training step) autograd decomposes them
+first and the dispatcher-level ops (``addmm``, ``native_layer_norm``, ...) are counted.
+
+Module attribution (``by_module_macs``): forward hooks on the model's own modules keep the set
+of running module paths, named exactly as ``model.named_modules()`` names them; each op's MACs
+go to every running module (inclusive counts). ``""`` holds the total. In a training step a
+backward op is attributed to the module calls whose forward created the autograd node it runs
+in (autograd sequence numbers, see :class:`_Tally`). Backward work outside any module (the
+loss reduction) is only in the total.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.autograd import _get_sequence_nr
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.hooks import RemovableHandle
+
+from ..count import RawCount
+from ..formulas import lookup
+from ..inputs import InputError, output_tensors
+from ..op_policy import split_uncounted
+
+_METADATA_QUERIES = frozenset(
+    {
+        "aten::size",
+        "aten::sym_size",
+        "aten::stride",
+        "aten::sym_stride",
+        "aten::numel",
+        "aten::sym_numel",
+        "aten::dim",
+        "aten::storage_offset",
+        "aten::sym_storage_offset",
+        "aten::is_contiguous",
+        "aten::sym_is_contiguous",
+        "aten::is_strides_like_format",
+        "aten::is_non_overlapping_and_dense",
+        "prim::layout",
+        "prim::device",
+    }
+)
+"""Questions about a tensor's metadata, not work. Only tensor subclasses route them through the
+dispatcher; fvcore's trace never shows them, so they are neither counted nor listed."""
+
+
+class FormulaError(RuntimeError):
+    """A formula failed on an op's arguments; the message names the op and the shapes."""
+
+
+def count_with_torch(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    train: bool = False,
+) -> RawCount:
+    """Count ``model(*args, **kwargs)``; with ``train=True`` a whole training step.
+
+    This is the registry's ``(model, args, kwargs)`` backend. Fake inputs are counted under
+    the fake mode they were made in (:func:`..abstract.counting_context` checks they are not
+    mixed with real tensors first).
+    """
+    from ..abstract import counting_context
+
+    with counting_context(model, args, kwargs):
+        if train:
+            return _count_training_step(model, args, kwargs)
+        return _count_forward(model, args, kwargs)
+
+
+count_training_step_with_torch = functools.partial(count_with_torch, train=True)
+"""``(model, args, kwargs) -> RawCount`` for one training step: forward plus backward."""
+
+
+def _count_forward(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> RawCount:
+    tally = _Tally(model)
+    forward_mode = contextlib.nullcontext() if torch.is_grad_enabled() else torch.inference_mode()
+    with forward_mode, _ModuleScopes(model, tally), _CountingMode(tally):
+        model(*args, **kwargs)
+    return tally.result()
+
+
+def _count_training_step(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> RawCount:
+    """Forward in training mode with grad, a scalar from the outputs, backward.
+
+    Modules are switched to ``train()`` as a training loop would (BatchNorm uses batch
+    statistics, dropout is active) and switched back afterwards. Inputs are taken as given: an
+    input that does not require grad gets no gradient, as in a real step, so the first layer's
+    gradient with respect to its input is not computed and not counted. Frozen parameters
+    (``requires_grad=False``) get no weight gradient either. The optimizer update is not part
+    of the step (elementwise, ignored by convention anyway).
+    """
+    tally = _Tally(model)
+    leaves = [*model.parameters(), *_leaf_inputs(args, kwargs)]
+    with (
+        _training_flags(model),
+        _gradients_left_as_found(leaves),
+        torch.enable_grad(),
+        _ModuleScopes(model, tally),
+        _CountingMode(tally),
+    ):
+        outputs = model(*args, **kwargs)
+        _scalar_loss(outputs).backward()
+    return tally.result()
+
+
+def _scalar_loss(outputs: object) -> torch.Tensor:
+    """Sum of every floating output that carries a gradient: each gets a gradient of ones.
+
+    A real loss differs from this one only by elementwise ops (ignored by convention); every
+    matmul and convolution of the backward runs as it would under the real loss. Outputs that
+    feed no loss in practice (a KV cache) only add gradient additions.
+    """
+    tensors = [
+        tensor
+        for tensor in output_tensors(outputs)
+        if tensor.is_floating_point() and tensor.requires_grad
+    ]
+    if not tensors:
+        raise InputError(
+            "train mode needs an output that requires grad; none of the model's floating "
+            "outputs does (are all parameters frozen?)"
+        )
+    return functools.reduce(torch.add, (tensor.sum() for tensor in tensors))
+
+
+def _leaf_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    return [
+        tensor
+        for tensor in output_tensors((args, kwargs))
+        if tensor.requires_grad and tensor.is_leaf
+    ]
+
+
+@contextlib.contextmanager
+def _gradients_left_as_found(leaves: list[torch.Tensor]) -> Iterator[None]:
+    """The step's gradients must neither add into nor stay on the user's ``.grad``."""
+    saved = [(leaf, leaf.grad) for leaf in leaves]
+    for leaf, _ in saved:
+        leaf.grad = None
+    try:
+        yield
+    finally:
+        for leaf, grad in saved:
+            leaf.grad = grad
+
+
+@contextlib.contextmanager
+def _training_flags(model: torch.nn.Module) -> Iterator[None]:
+    flags = {module: module.training for module in model.modules()}
+    model.train()
+    try:
+        yield
+    finally:
+        for module, training in flags.items():
+            module.training = training
+
+
+class _Tally:
+    """Running totals of one count. Lives for one call, so no state outlives a count.
+
+    ``running`` holds the paths of the model's modules whose forward is running now.
+    ``calls`` holds, per finished module call, the range of autograd sequence numbers its
+    forward created: a backward op runs inside one autograd node, and the node's sequence
+    number says which module calls created it. That attributes backward work to exactly the
+    modules whose forward it differentiates.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.total = 0
+        self.by_module: dict[str, int] = {path: 0 for path, _ in model.named_modules()}
+        self.uncounted: Counter[str] = Counter()
+        self.running: Counter[str] = Counter()
+        self.calls: list[tuple[int, int, str]] = []
+        self._node_paths: dict[int, list[str]] = {}
+
+    def add(self, macs: int) -> None:
+        self.total += macs
+        for path in self._current_paths():
+            self.by_module[path] += macs
+
+    def _current_paths(self) -> list[str]:
+        node = _current_autograd_node()
+        if node is None:
+            return [path for path, depth in self.running.items() if depth > 0]
+        sequence_nr = node._sequence_nr()
+        if sequence_nr not in self._node_paths:
+            self._node_paths[sequence_nr] = list(
+                {path for start, end, path in self.calls if start <= sequence_nr < end}
+            )
+        return self._node_paths[sequence_nr]
+
+    def result(self) -> RawCount:
+        by_module = dict(self.by_module)
+        by_module[""] = self.total
+        unknown, ignored = split_uncounted(self.uncounted)
+        return RawCount(
+            macs=self.total, by_module_macs=by_module, unknown_ops=unknown, ignored_ops=ignored
+        )
+
+
+def _current_autograd_node() -> Any:
+    """The autograd node executing now, None outside backward (or on a torch without the API,
+    where backward work is then only in the total)."""
+    current = getattr(torch._C, "_current_autograd_node", None)
+    return current() if current is not None else None
+
+
+class _CountingMode(TorchDispatchMode):
+    """Sees each ATen op once: counts it with its formula, decomposes it, or lists it."""
+
+    def __init__(self, tally: _Tally) -> None:
+        super().__init__()
+        self._tally = tally
+
+    def __torch_dispatch__(
+        self,
+        func: torch._ops.OpOverload,
+        types: Sequence[type],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        name = func._schema.name
+        formula = lookup(name)
+        if formula is None:
+            if name not in _METADATA_QUERIES:
+                with self:
+                    decomposed = func.decompose(*args, **kwargs)
+                if decomposed is not NotImplemented:
+                    return decomposed
+                self._tally.uncounted[name] += 1
+            return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        inputs = schema_inputs(func, args, kwargs)
+        outputs = output_shapes(out)
+        try:
+            macs = int(formula(inputs, outputs))
+        except Exception as error:
+            raise FormulaError(f"the formula for {name} failed on {inputs!r}: {error}") from error
+        self._tally.add(macs)
+        return out
+
+
+def schema_inputs(
+    func: torch._ops.OpOverload, args: Sequence[Any], kwargs: dict[str, Any]
+) -> list[Any]:
+    """The op's arguments in schema order (keywords and defaults filled in), tensors as shapes.
+
+    This is the formula interface of :mod:`..formulas`, the same order fvcore's trace uses.
+    """
+    values: list[Any] = []
+    for index, argument in enumerate(func._schema.arguments):
+        if not argument.kwarg_only and index < len(args):
+            value = args[index]
+        elif argument.name in kwargs:
+            value = kwargs[argument.name]
+        elif argument.has_default_value():
+            value = argument.default_value
+        else:
+            value = None
+        values.append(as_shapes(value))
+    return values
+
+
+def output_shapes(out: Any) -> list[Any]:
+    """The op's results in schema order, tensors as shapes."""
+    if isinstance(out, (tuple, list)):
+        return [as_shapes(value) for value in out]
+    return [as_shapes(out)]
+
+
+def as_shapes(value: Any) -> Any:
+    """A tensor becomes its shape (a tuple of ints); lists of tensors become lists of shapes."""
+    if isinstance(value, torch.Tensor):
+        return tuple(int(size) for size in value.shape)
+    if isinstance(value, (tuple, list)):
+        return type(value)(as_shapes(item) for item in value)
+    return value
+
+
+class _ModuleScopes:
+    """Keeps ``tally.running`` and ``tally.calls`` with hooks on the model's own modules.
+
+    Hooks on each module of the model rather than global ones, so other models and threads
+    are untouched; every hook is removed on exit.
+    """
+
+    def __init__(self, model: torch.nn.Module, tally: _Tally) -> None:
+        self._paths = {module: path for path, module in model.named_modules()}
+        self._tally = tally
+        self._starts: list[int] = []
+        self._handles: list[RemovableHandle] = []
+
+    def __enter__(self) -> _ModuleScopes:
+        for module, path in self._paths.items():
+            self._handles.append(module.register_forward_pre_hook(self._pre_hook(path)))
+            self._handles.append(module.register_forward_hook(self._post_hook(path)))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._tally.running.clear()
+
+    def _pre_hook(self, path: str) -> Callable[..., None]:
+        def hook(module: torch.nn.Module, args: Any) -> None:
+            self._tally.running[path] += 1
+            self._starts.append(_get_sequence_nr())
+
+        return hook
+
+    def _post_hook(self, path: str) -> Callable[..., None]:
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            self._tally.running[path] -= 1
+            start = self._starts.pop()
+            end = _get_sequence_nr()
+            if end > start:
+                self._tally.calls.append((start, end, path))
+
+        return hook

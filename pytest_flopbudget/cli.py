@@ -1,0 +1,124 @@
+"""``flopbudget``: the command line, for what happens between runs rather than inside one.
+
+``flopbudget compare OLD.json NEW.json`` diffs two ``--flop-budget-json`` reports, so CI can
+fail a change that makes a model bigger even where no budget catches it. This module only
+parses arguments, prints and picks the exit code; the comparison is in ``compare.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import TextIO
+
+from .compare import DEFAULT_TOP, ReportError, compare, read_report, render_text, to_dict
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (so tests can call it without exiting)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) and usage errors (2): argparse has printed already
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        print("flopbudget: error: choose a command: compare", file=sys.stderr)
+        return EXIT_USAGE
+    return args.run(args, sys.stdout, sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flopbudget",
+        description="Tools for the reports of pytest-flopbudget.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_compare(commands)
+    return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("pytest-flopbudget")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def _add_compare(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    compare_parser = commands.add_parser(
+        "compare",
+        help="compare two --flop-budget-json reports",
+        description=(
+            "Compare two reports written by pytest --flop-budget-json, model by model (matched "
+            "by test node id and recorded name), in MACs. Lists the models that changed, were "
+            "added or were removed, and the deepest modules whose MACs changed."
+        ),
+        epilog=(
+            "exit status: 0 no model grew beyond the tolerance (shrinking, added and removed "
+            "models are fine); 1 some model's MACs or params grew beyond it; 2 bad input."
+        ),
+    )
+    compare_parser.add_argument("old", type=Path, metavar="OLD.json", help="the baseline report")
+    compare_parser.add_argument("new", type=Path, metavar="NEW.json", help="the report to check")
+    compare_parser.add_argument(
+        "--tolerance",
+        type=_tolerance,
+        default=0.0,
+        help="relative growth allowed before it counts as a regression: 0.02 = 2%% (default: 0)",
+    )
+    compare_parser.add_argument(
+        "--top",
+        type=_top,
+        default=DEFAULT_TOP,
+        help=f"modules listed per changed model (default: {DEFAULT_TOP})",
+    )
+    compare_parser.add_argument(
+        "--json", action="store_true", help="print the comparison as JSON instead of a table"
+    )
+    compare_parser.set_defaults(run=_run_compare)
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _top(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        old = read_report(args.old)
+        new = read_report(args.new)
+    except ReportError as exc:
+        print(f"flopbudget compare: error: {exc}", file=err)
+        return EXIT_USAGE
+    comparison = compare(old, new, tolerance=args.tolerance, top=args.top)
+    if args.json:
+        out.write(json.dumps(to_dict(comparison), indent=2) + "\n")
+    else:
+        out.write(render_text(comparison))
+    return EXIT_REGRESSION if comparison.regressions else EXIT_OK

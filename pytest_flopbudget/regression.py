@@ -1,0 +1,83 @@
+"""Verdict + baseline -> verdict: growth since the committed baseline is a regression.
+
+FLOP counts are exact, so the default regression tolerance is zero: any growth is a change
+someone should see, even under the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .baseline import Baseline
+from .config import Settings
+from .count import changed_modules
+from .units import Kind, format_quantity
+from .verdict import NO_BUDGET, OK, OVER, REGRESSION, Verdict
+
+
+def against_baseline(verdict: Verdict, baseline: Baseline | None, settings: Settings) -> Verdict:
+    if baseline is None or not verdict.counted:
+        return verdict
+    notes = list(verdict.notes)
+    entry = baseline.get(verdict.nodeid, verdict.name)
+    if entry is None:
+        notes.append("not in the baseline")
+        return replace(verdict, notes=tuple(notes))
+    assert verdict.macs is not None and verdict.params is not None
+    fpm = settings.flops_per_mac
+    before = {path: macs * fpm for path, macs in entry.by_module_macs.items()}
+    changes = tuple(changed_modules(before, verdict.by_module))
+    limit = 1 + settings.regression_tolerance
+    grew = verdict.macs > entry.macs * limit or verdict.params > entry.params * limit
+    status, message = verdict.status, verdict.message
+    if grew:
+        lines = [_growth(verdict.name, verdict.macs, entry.macs, "macs")]
+        if verdict.params != entry.params:
+            lines.append(_growth(verdict.name, verdict.params, entry.params, "params"))
+        lines += _module_lines(changes)
+        if status in (OK, NO_BUDGET):
+            status = REGRESSION
+            message = "\n".join(lines)
+        elif status == OVER:
+            message = "\n".join([message, *lines])
+    return replace(
+        verdict,
+        status=status,
+        message=message,
+        baseline_macs=entry.macs,
+        baseline_params=entry.params,
+        module_changes=changes,
+        notes=tuple(notes),
+    )
+
+
+def tighten_note(verdict: Verdict, settings: Settings) -> Verdict:
+    """Flag budgets the model uses only a small share of: they no longer guard anything."""
+    if verdict.status != OK or verdict.used is None or verdict.used >= settings.tighten_threshold:
+        return verdict
+    note = f"budget can be tightened (uses {verdict.used:.0%})"
+    return replace(verdict, notes=(*verdict.notes, note))
+
+
+def _growth(name: str, now: int, before: int, kind: str) -> str:
+    change = f"+{(now / before - 1):.1%}" if before else "new"
+    unit: Kind = "macs" if kind == "macs" else "params"
+    return (
+        f"{name}: {format_quantity(now, unit)}, up from {format_quantity(before, unit)} "
+        f"in the baseline ({change})"
+    )
+
+
+def _module_lines(changes: tuple[tuple[str, int, int], ...]) -> list[str]:
+    if not changes:
+        return []
+    width = max(len(path) for path, _, _ in changes)
+    lines = ["modules that changed (FLOPs before -> after):"]
+    for path, before, after in changes:
+        delta = after - before
+        sign = "+" if delta >= 0 else "-"
+        lines.append(
+            f"  {path:<{width}}  {format_quantity(before, 'flops'):>12} -> "
+            f"{format_quantity(after, 'flops'):>12}  ({sign}{format_quantity(abs(delta), 'flops')})"
+        )
+    return lines

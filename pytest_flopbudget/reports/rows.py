@@ -1,0 +1,67 @@
+"""One verdict as the cells every human-readable report shows (terminal table, Markdown)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..config import Settings
+from ..units import format_quantity
+from ..verdict import Verdict
+
+
+def baseline_cell(verdict: Verdict) -> str:
+    if verdict.baseline_macs is None or verdict.macs is None:
+        return "new" if "not in the baseline" in verdict.notes else "-"
+    if verdict.baseline_macs == verdict.macs:
+        return "="
+    if verdict.baseline_macs == 0:
+        return "+inf"
+    return f"{verdict.macs / verdict.baseline_macs - 1:+.1%}"
+
+
+def hardware_columns(settings: Settings) -> list[tuple[str, object, str]]:
+    """(column label, device, dtype) for every ``--flop-budget-hardware`` spec."""
+    if not settings.hardware:
+        return []
+    from ..hardware import parse_hardware_spec
+
+    columns = []
+    for spec in settings.hardware:
+        device, dtype = parse_hardware_spec(spec)
+        columns.append((f"{device.name} {dtype} >=", device, dtype))
+    return columns
+
+
+def cells(verdict: Verdict, settings: Settings, *, short_test: bool = False) -> dict[str, str]:
+    test = verdict.nodeid.rsplit("::", 1)[-1] if short_test else verdict.nodeid
+    unknown = ", ".join(f"{op} x{n}" for op, n in sorted(verdict.unknown_ops.items()))
+    row = {
+        "test": test,
+        "name": verdict.name,
+        "FLOPs": format_quantity(verdict.flops, "flops"),
+        "MACs": format_quantity(verdict.macs, "macs"),
+        "params": format_quantity(verdict.params, "params"),
+        "budget": verdict.budget_label or "-",
+        "used": f"{verdict.used:.1%}" if verdict.used is not None else "-",
+        "vs baseline": baseline_cell(verdict),
+        "tolerance": f"{verdict.tolerance:.1%}" if verdict.budget_label else "-",
+        "source": verdict.budget_source or "-",
+        "backend": verdict.backend or "-",
+        "unknown ops": unknown or "-",
+        "status": verdict.status_label,
+    }
+    if settings.hardware and verdict.macs is not None:
+        from ..hardware import format_seconds, ideal_seconds
+
+        for label, device, dtype in hardware_columns(settings):
+            row[label] = format_seconds(ideal_seconds(verdict.macs, device, dtype))  # type: ignore[arg-type]
+    return row
+
+
+def notes(verdicts: Sequence[Verdict]) -> list[str]:
+    """Notes worth a line of their own: budgets to tighten, counts missing from the baseline."""
+    lines = []
+    for verdict in verdicts:
+        for note in verdict.notes:
+            lines.append(f"{verdict.nodeid} [{verdict.name}]: {note}")
+    return lines
