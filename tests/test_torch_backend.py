@@ -376,3 +376,24 @@ def test_a_model_that_reads_values_is_a_clear_error_when_abstract() -> None:
     with pytest.raises(AbstractInputError, match="reads tensor values"):
         count_abstract(ValueDependent(), (x,), {})
     assert type(torch.empty(2)) is torch.Tensor
+
+
+class LazyCache(nn.Module):
+    """Builds a constant on its first forward, as rotary-embedding caches often do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.scale: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale is None:
+            self.scale = torch.arange(4.0)
+        return self.fc(x * self.scale)
+
+
+def test_a_count_leaves_no_tensor_that_breaks_training_afterwards() -> None:
+    model = LazyCache()
+    assert count_model(model, torch.randn(2, 4), backend="torch").macs == 2 * 4 * 4
+    model(torch.randn(2, 4, requires_grad=True)).sum().backward()
+    assert model.fc.weight.grad is not None

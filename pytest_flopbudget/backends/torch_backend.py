@@ -10,7 +10,7 @@ formula that is a composite (``CompositeImplicitAutograd``) is decomposed under 
 its parts are looked at instead. Anything else is *uncounted* and goes through
 :func:`..op_policy.split_uncounted`: ignored by convention, or unknown (never a silent 0).
 
-Forward-only counts run under ``torch.inference_mode()`` when the caller disabled grad (the
+Forward-only counts run below the autograd dispatch keys when the caller disabled grad (the
 default in :func:`..counter.count_model`). Autograd then does not decompose composite ops
 before the mode sees them, so ``linear``, ``matmul``, ``batch_norm``, ``layer_norm``,
 ``lstm``, ``adaptive_avg_pool2d`` ... arrive whole, which is the level fvcore's trace counts
@@ -24,6 +24,16 @@ go to every running module (inclusive counts). ``""`` holds the total. In a trai
 backward op is attributed to the module calls whose forward created the autograd node it runs
 in (autograd sequence numbers, see :class:`_Tally`). Backward work outside any module (the
 loss reduction) is only in the total.
+
+Training steps: :data:`count_training_step_with_torch` (``count_with_torch(..., train=True)``)
+has the registry signature, for a ``mode = "train"`` entry. Backward kernels are counted with
+formulas under their own names (``aten::convolution_backward``, ...); those without one are
+listed as uncounted like any other op.
+
+Limits: a module's work is attributed only when it is called (``module(x)``, not
+``module.forward(x)``), as with fvcore; a module registered under two paths is reported under
+the first, as ``named_modules()`` does. Higher-order ops (``torch.cond``, compiled regions)
+are not supported by the mode and fail the count with torch's own error.
 """
 
 from __future__ import annotations
@@ -100,10 +110,23 @@ def _count_forward(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> RawCount:
     tally = _Tally(model)
-    forward_mode = contextlib.nullcontext() if torch.is_grad_enabled() else torch.inference_mode()
-    with forward_mode, _ModuleScopes(model, tally), _CountingMode(tally):
+    with _composites_whole(), _ModuleScopes(model, tally), _CountingMode(tally):
         model(*args, **kwargs)
     return tally.result()
+
+
+def _composites_whole() -> contextlib.AbstractContextManager[Any]:
+    """Without grad, let composite ops reach the mode before autograd decomposes them.
+
+    Skipping the autograd dispatch keys is what ``inference_mode`` does too, but it would
+    leave inference tensors behind (a cache a model builds lazily in its first forward) that
+    break the user's later training step; below autograd, new tensors are ordinary ones. With
+    grad enabled the keys must stay: the caller wants the forward to be differentiable.
+    """
+    below_autograd = getattr(torch._C, "_AutoDispatchBelowAutograd", None)
+    if torch.is_grad_enabled() or below_autograd is None:
+        return contextlib.nullcontext()
+    return below_autograd()
 
 
 def _count_training_step(
