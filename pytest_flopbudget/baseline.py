@@ -121,7 +121,9 @@ def write(path: Path, entries: Mapping[tuple[str, str], BaselineEntry]) -> None:
     write_atomically(path, render(entries))
 
 
-def measured_entries(verdicts: Iterable[Any], flops_per_mac: int) -> dict[tuple[str, str], BaselineEntry]:
+def measured_entries(
+    verdicts: Iterable[Any], flops_per_mac: int
+) -> dict[tuple[str, str], BaselineEntry]:
     """One entry per counted verdict, keyed by (node id, name), in MACs."""
     entries: dict[tuple[str, str], BaselineEntry] = {}
     for verdict in verdicts:
@@ -130,6 +132,8 @@ def measured_entries(verdicts: Iterable[Any], flops_per_mac: int) -> dict[tuple[
         entries[(verdict.nodeid, verdict.name)] = BaselineEntry(
             macs=verdict.macs,
             params=verdict.params,
-            by_module_macs={path: flops // flops_per_mac for path, flops in verdict.by_module.items()},
+            by_module_macs={
+                path: flops // flops_per_mac for path, flops in verdict.by_module.items()
+            },
         )
     return entries

@@ -14,9 +14,14 @@ from typing import Any
 from .units import COMPUTE_UNITS, PARAM_UNITS, Quantity, UnitError, check_positive, parse_quantities
 
 MARKER_NAME = "flop_budget"
-OPTION_KEYS = ("name", "tolerance", "on_exceed")
 ENTRY_OPTION_KEYS = ("tolerance", "on_exceed")
 ON_EXCEED_CHOICES = ("fail", "warn")
+COUNT_OPTION_CHOICES: dict[str, tuple[str, ...]] = {
+    "backend": ("fvcore", "torch"),
+    "unknown_ops": ("warn", "fail", "ignore"),
+    "mode": ("inference", "train"),
+}
+OPTION_KEYS = ("name", "tolerance", "on_exceed", *COUNT_OPTION_CHOICES)
 
 
 class BudgetError(ValueError):
@@ -82,7 +87,7 @@ def _from_arguments(
         raise BudgetError(f"{where}: give exactly one compute unit, got {len(compute)} ({units})")
     if len(params) > 1:
         raise BudgetError(f"{where}: give at most one of params / mparams")
-    if not compute and not params:
+    if not compute and not params and not (set(options) & set(COUNT_OPTION_CHOICES)):
         raise BudgetError(
             f"{where}: no budget given; add one compute unit (e.g. gflops=4.1 or gmacs=2) "
             "and/or params / mparams"
@@ -105,10 +110,26 @@ def _read_options(
     return name, tolerance, on_exceed
 
 
-def budget_from_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any], where: str) -> Budget:
+def count_options_from_marker(kwargs: Mapping[str, Any], where: str) -> dict[str, str]:
+    """``backend=``, ``unknown_ops=`` and ``mode=``: how the test's models are counted."""
+    options: dict[str, str] = {}
+    for key, choices in COUNT_OPTION_CHOICES.items():
+        if key in kwargs:
+            value = kwargs[key]
+            if value not in choices:
+                allowed = " or ".join(f'"{choice}"' for choice in choices)
+                raise BudgetError(f"{where}: {key} must be {allowed}, got {value!r}")
+            options[key] = value
+    return options
+
+
+def budget_from_marker(
+    args: tuple[Any, ...], kwargs: Mapping[str, Any], where: str
+) -> Budget | None:
     """``@pytest.mark.flop_budget(gflops=4.1, mparams=25.6, name="ResNet", tolerance=0.02)``.
 
     One positional string is accepted too: ``flop_budget("4.1 GFLOPs, 25.6M params")``.
+    A marker with only counting options (``flop_budget(backend="torch")``) sets no budget.
     """
     if len(args) > 1 or (args and not isinstance(args[0], str)):
         raise BudgetError(
@@ -125,6 +146,11 @@ def budget_from_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any], where: 
         kwargs, where, allowed_options=OPTION_KEYS, extra=extra
     )
     name, tolerance, on_exceed = _read_options(options, where)
+    count_options_from_marker(kwargs, where)
+    if compute is None and params is None:
+        if name is not None or tolerance is not None or on_exceed is not None:
+            raise BudgetError(f"{where}: name, tolerance and on_exceed need a budget unit too")
+        return None
     return Budget(compute, params, tolerance, name, origin=where, on_exceed=on_exceed)
 
 

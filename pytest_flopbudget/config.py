@@ -66,6 +66,23 @@ class Settings:
         return "1 MAC = 2 FLOPs (flops_per_mac = 2)"
 
 
+@dataclass(frozen=True)
+class CountOptions:
+    """How one test's models are counted: the closest marker's options, else the settings'."""
+
+    backend: str = "fvcore"
+    unknown_ops: str = "warn"
+    mode: str = "inference"
+
+
+def count_options(settings: Settings, marker_options: Mapping[str, str]) -> CountOptions:
+    return CountOptions(
+        backend=marker_options.get("backend", settings.backend),
+        unknown_ops=marker_options.get("unknown_ops", settings.unknown_ops),
+        mode=marker_options.get("mode", settings.mode),
+    )
+
+
 def read_pyproject(path: Path) -> dict[str, Any]:
     """The ``[tool.flopbudget]`` table of ``path`` (empty if absent)."""
     try:

@@ -37,6 +37,8 @@ class Count:
     backend: str
     by_module: Mapping[str, int] = field(default_factory=dict)
     unknown_ops: Mapping[str, int] = field(default_factory=dict)
+    mode: str = "inference"
+    abstract: bool = False
 
     def top_modules(self, limit: int = 5) -> list[tuple[str, int]]:
         """The heaviest modules at the shallowest depth where the work splits."""
@@ -52,6 +54,8 @@ class Count:
             "backend": self.backend,
             "by_module": dict(self.by_module),
             "unknown_ops": dict(self.unknown_ops),
+            "mode": self.mode,
+            "abstract": self.abstract,
         }
 
     @classmethod
@@ -65,6 +69,8 @@ class Count:
             backend=data["backend"],
             by_module={str(k): int(v) for k, v in data.get("by_module", {}).items()},
             unknown_ops={str(k): int(v) for k, v in data.get("unknown_ops", {}).items()},
+            mode=str(data.get("mode", "inference")),
+            abstract=bool(data.get("abstract", False)),
         )
 
 

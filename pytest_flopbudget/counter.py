@@ -21,9 +21,15 @@ def count_model(
     name: str | None = None,
     flops_per_mac: int = 1,
     backend: str = "fvcore",
+    mode: str = "inference",
     grad: bool = False,
 ) -> Count:
-    """Count ``model(inputs)`` and return the result in the given convention."""
+    """Count ``model(inputs)`` and return the result in the given convention.
+
+    Abstract models and inputs (fake or meta tensors) and training steps (``mode="train"``)
+    are counted by the torch backend whatever ``backend`` says: a JIT trace needs real data
+    and sees no backward pass. The count's ``backend`` says which one counted.
+    """
     __tracebackhide__ = True
     if not isinstance(model, torch.nn.Module):
         raise CountError(f"flops() needs a torch.nn.Module, got {type(model).__name__}")
@@ -34,11 +40,19 @@ def count_model(
         args, kwargs = normalize_inputs(inputs)
     except InputError as error:
         raise CountError(f"{label}: {error}") from None
-    count_backend = get_backend(backend)
+    from .abstract import is_abstract
+
+    abstract = is_abstract(model) or is_abstract((args, kwargs))
+    train = mode == "train"
+    if abstract or train:
+        backend = "torch"
+    count_backend = get_backend(backend, train=train)
     try:
-        with _model_left_as_found(model), _quiet(), torch.set_grad_enabled(grad):
+        with _model_left_as_found(model), _quiet(), torch.set_grad_enabled(grad or train):
             raw = count_backend(model, args, kwargs)
     except Exception as error:  # the tracer's own errors are many and undocumented
+        if type(error).__name__ == "AbstractInputError":
+            raise CountError(f"{label}: {error}") from None
         raise CountError(
             f"{label}: {backend} could not count this model: {type(error).__name__}: "
             f"{_first_line(error)}"
@@ -53,6 +67,8 @@ def count_model(
         backend=backend,
         by_module={path: macs * flops_per_mac for path, macs in raw.by_module_macs.items() if path},
         unknown_ops=dict(raw.unknown_ops),
+        mode=mode,
+        abstract=abstract,
     )
 
 

@@ -5,23 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .count import Count
+from .config import CountOptions
+from .count import Count, CountError
 
 if TYPE_CHECKING:
     import torch
 
+    from .abstract import AbstractScope
+
 
 class FlopCounter:
-    """``flops(model, inputs, *, name=None, grad=False)``: what the ``flops`` fixture returns.
+    """``flops(model, inputs, *, name=None, grad=False, backend=None, mode=None)``.
 
     ``inputs`` is a tensor, a tuple of positional arguments or a dict of keyword arguments.
     Each call is recorded under ``name`` (default: the model's class name) for the budget
-    check and the summary; the model is left as it was found.
+    check and the summary; the model is left as it was found. ``backend`` and ``mode``
+    override the test's marker and pyproject settings for this call.
     """
 
-    def __init__(self, *, flops_per_mac: int, backend: str = "fvcore") -> None:
+    def __init__(self, *, flops_per_mac: int, options: CountOptions | None = None) -> None:
         self._flops_per_mac = flops_per_mac
-        self._backend = backend
+        self._options = options or CountOptions()
         self._counts: list[Count] = []
 
     def __call__(
@@ -31,20 +35,40 @@ class FlopCounter:
         *,
         name: str | None = None,
         grad: bool = False,
+        backend: str | None = None,
+        mode: str | None = None,
     ) -> Count:
         __tracebackhide__ = True
         from .counter import count_model  # torch is imported only by tests that count
 
+        backend = backend if backend is not None else self._options.backend
+        mode = mode if mode is not None else self._options.mode
+        if backend not in ("fvcore", "torch"):
+            raise CountError(f'flops(backend=...) must be "fvcore" or "torch", got {backend!r}')
+        if mode not in ("inference", "train"):
+            raise CountError(f'flops(mode=...) must be "inference" or "train", got {mode!r}')
         count = count_model(
             model,
             inputs,
             name=name,
             flops_per_mac=self._flops_per_mac,
-            backend=self._backend,
+            backend=backend,
+            mode=mode,
             grad=grad,
         )
         self._counts.append(count)
         return count
+
+    def abstract(self) -> AbstractScope:
+        """``with flops.abstract():`` build a model and inputs that allocate nothing.
+
+        Models and tensors created inside are fake (shapes and dtypes, no storage); count them
+        after the block with the same ``flops(model, inputs)`` call. Fake mode is active only
+        inside the block.
+        """
+        from .abstract import abstract
+
+        return abstract()
 
     @property
     def counts(self) -> Sequence[Count]:

@@ -38,10 +38,51 @@ Conventions, and why:
   ``tokens * sum(rows * cols)`` over the 2-D parameters, which is ``4*H*(in + H)`` per step,
   layer and direction for an LSTM, ``3*H*(in + H)`` for a GRU and ``H*(in + H)`` for a plain
   RNN, and includes LSTM projections. Gate nonlinearities are elementwise and ignored.
+* RMS norm (``rms_norm``, ``_fused_rms_norm``), which fvcore does not know, follows fvcore's
+  layer-norm rule read per element: layer norm's 4 are the mean, the centering, the variance
+  and the normalization, and an affine transform adds 1 (scale and shift are one multiply-add).
+  RMS norm has no mean and no centering, so it costs ``numel*(3 with a weight, 2 without)``:
+  the sum of squares, the normalization and the scale. A norm written out by hand
+  (``pow``, ``mean``, ``rsqrt``, ``mul``, as transformers' ``LlamaRMSNorm``) is elementwise
+  work and counts 0, exactly as a hand-written layer norm does under fvcore.
 * ``embedding_bag`` is not here: it is a gather followed by a sum (optionally weighted), all of
   which the convention ignores when written out as ``embedding`` + ``sum``, so
   :mod:`.op_policy` lists it as ignored; rewriting a model into the fused op must not change
   its budget.
+
+Backward (training steps, torch backend only; a JIT trace never shows backward ops). The rule:
+**the backward of an op is counted exactly when its forward is**, so the ops
+:mod:`.op_policy` ignores in the forward (activations, softmax, dropout, max and average
+pooling, gathers, slices) have ignored backwards too (``threshold_backward``,
+``_softmax_backward_data``, ``max_pool2d_with_indices_backward``, ...).
+
+* A contraction's backward costs one forward per gradient it computes, since each gradient is
+  a product of the same size: a linear layer's ``dX = dY W^T`` and ``dW = dY^T X`` (the torch
+  backend sees them as ``mm``), a convolution's input gradient (a transposed convolution) and
+  weight gradient (a correlation of input and output gradient), each as large as the forward;
+  a gradient nobody asked for (``output_mask``) is not computed and not counted. So a
+  training step is 3x the forward, or 2x for a first layer whose input needs no gradient.
+* Attention's backward is 2x its forward: the four gradient matmuls ``dV = P^T dO``,
+  ``dP = dO V^T``, ``dQ = dS K``, ``dK = dS^T Q`` cost ``L*S*(Ev + Ev + E + E)``. This is
+  exactly what the same attention written with ``bmm`` and ``softmax`` costs in backward (two
+  ``bmm`` per forward ``bmm``), so moving a model between eager and SDPA attention keeps its
+  budget. The fused kernels also *recompute* ``Q K^T`` in backward instead of storing it
+  (FlopCounterMode counts that fifth product, 2.5x for E = Ev); a recomputation is a
+  memory-saving choice of the kernel, and a budget must not depend on which kernel ran, so it
+  is not counted. As in the forward, a causal mask does not halve anything, masks and dropout
+  count the same as none, and every gradient is counted whatever the kernel's mask says (the
+  CPU kernel has no mask and always computes all three).
+* An RNN layer's backward (``mkldnn_rnn_layer_backward``) is 2x its forward: per token and
+  weight matrix, one product for the gradient of its input (``W^T dgates``) and one for the
+  weight (``dgates x^T``). The kernel always computes both, so both are counted.
+* fvcore's per-element estimates (layer, batch, group and RMS norm, nearest and bilinear
+  upsampling, adaptive average pooling, grid sampling) give their backward the **same number
+  as their forward**: the forward is counted, so by the rule above the backward is, and the
+  estimate is as rough as fvcore's "5 is just a rough estimate", not refined into a new
+  per-gradient factor. Ignoring them instead would leave a norm layer with forward work and
+  no backward at all in the same step, and the ``by_module`` numbers of a normalized block
+  would no longer scale like its neighbours'. (The upsampling modes and poolings that fvcore
+  does not count in the forward stay ignored in the backward.)
 
 Users add formulas for their own ops with :func:`register_formula`.
 """
@@ -436,6 +477,12 @@ def layer_norm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
     return _numel(inputs[0]) * _affine_factor(_arg(inputs, 2), 5, 4)
 
 
+def rms_norm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """rms_norm/_fused_rms_norm(input, normalized_shape, weight, eps): layer norm's rule without
+    its mean and centering, numel*(3 with a weight, 2 without) (module docstring)."""
+    return _numel(inputs[0]) * _affine_factor(_arg(inputs, 2), 3, 2)
+
+
 def instance_norm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
     """instance_norm(input, weight, ...): fvcore's numel*(5 affine, 4 not). (The dispatcher
     runs it as a training-mode native_batch_norm, which counts the same.)"""
@@ -564,6 +611,103 @@ def mkldnn_rnn_layer(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# backward (training steps; see "Backward" in the module docstring)
+
+
+def _mask(value: Any, index: int) -> bool:
+    """``output_mask[index]``; a mask that is missing means every gradient is computed."""
+    if isinstance(value, (list, tuple)) and index < len(value):
+        return bool(value[index])
+    return True
+
+
+def convolution_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """convolution_backward(grad_output, input, weight, bias_sizes, stride, padding, dilation,
+    transposed, output_padding, groups, output_mask): forward MACs x (output_mask[0] +
+    output_mask[1]), since the input gradient is a transposed convolution and the weight
+    gradient a correlation of input and grad_output, each with the forward's MACs; the bias
+    gradient is a sum (elementwise)."""
+    grad_output, x, w = inputs[0], inputs[1], inputs[2]
+    mask = _arg(inputs, 10)
+    forward = _conv_macs(x, w, grad_output, bool(_arg(inputs, 7, False)))
+    return forward * (int(_mask(mask, 0)) + int(_mask(mask, 1)))
+
+
+def scaled_dot_product_attention_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_scaled_dot_product_*_attention_backward(grad_out, q (B, H, L, E), k (B, Hkv, S, E),
+    v (B, Hkv, S, Ev), ...): 2 x forward = 2*B*H*L*S*(E + Ev), the four gradient matmuls dV,
+    dP (L*S*Ev each), dQ, dK (L*S*E each); the kernel's recomputation of Q K^T is not
+    counted, causal masks count the full product (module docstring)."""
+    return 2 * _attention_macs(inputs[1], inputs[2], inputs[3])
+
+
+def flash_attention_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_flash_attention_backward/_efficient_attention_backward(grad_out, q (B, L, H, E),
+    k (B, S, Hkv, E), v (B, S, Hkv, Ev), ..., cu_seqlens_q, cu_seqlens_k, max_q, max_k, ...):
+    2 x the forward's B*H*L*S*(E + Ev) for dQ, dK, dV and dP; the sequence-major layout and
+    packed sequences are read as in the forward."""
+    q, k, v = inputs[1], inputs[2], inputs[3]
+    cu_seqlens, max_q, max_k = _arg(inputs, 6), _arg(inputs, 8), _arg(inputs, 9)
+    return 2 * _varlen_attention_macs(q, k, v, cu_seqlens, max_q, max_k)
+
+
+def mkldnn_rnn_layer_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """mkldnn_rnn_layer_backward(input (T, B, in), w_ih (G*H, in), w_hh (G*H, H), ...):
+    2 x forward = 2*T*B*G*H*(in + H), per weight one product for its input's gradient
+    (W^T dgates) and one for its own (dgates x^T)."""
+    return 2 * _numel(inputs[0][:-1]) * _weight_macs(inputs[1:3])
+
+
+def layer_norm_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, weight, bias,
+    output_mask): the forward's numel*(5 affine, 4 not), the same number as the forward."""
+    return _numel(inputs[1]) * _affine_factor(_arg(inputs, 5), 5, 4)
+
+
+def batch_norm_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """native_batch_norm_backward/batch_norm_backward(grad_out, input, weight, running_mean,
+    running_var, save_mean, save_invstd, train, eps, output_mask, ...): the forward's rule,
+    numel*(5 affine, 4 not) with batch statistics, numel*(2, 1) with running ones."""
+    return _batch_norm_macs(inputs[1], inputs[2], bool(_arg(inputs, 7, True)))
+
+
+def group_norm_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """native_group_norm_backward(grad_out, input, mean, rstd, weight, N, C, HxW, group,
+    output_mask): the forward's numel*(5 affine, 4 not)."""
+    return _numel(inputs[1]) * _affine_factor(inputs[4], 5, 4)
+
+
+def rms_norm_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_fused_rms_norm_backward(grad_out, input, normalized_shape, rstd, weight, output_mask):
+    the forward's numel*(3 with a weight, 2 without)."""
+    return _numel(inputs[1]) * _affine_factor(_arg(inputs, 4), 3, 2)
+
+
+def adaptive_avg_pool2d_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_adaptive_avg_pool2d_backward(grad_output, self): the forward's one MAC per element of
+    the forward's input ``self``."""
+    return _numel(inputs[1])
+
+
+def upsample_nearest2d_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """upsample_nearest2d_backward(grad_output, output_size, input_size, ...): the forward's
+    one MAC per element of its output, which grad_output has the shape of."""
+    return _numel(inputs[0])
+
+
+def upsample_bilinear2d_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """upsample_bilinear2d_backward(grad_output, output_size, input_size, align_corners, ...):
+    the forward's 4 MACs per output element (each tap's gradient), grad_output's shape."""
+    return 4 * _numel(inputs[0])
+
+
+def grid_sampler_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """grid_sampler_2d_backward(grad_output, input, grid, ...): the forward's 4 MACs per output
+    element, grad_output's shape."""
+    return 4 * _numel(inputs[0])
+
+
+# --------------------------------------------------------------------------------------------
 # fvcore adapter
 
 
@@ -632,6 +776,7 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     group_norm: ("group_norm",),
     native_group_norm: ("native_group_norm",),
     layer_norm: ("layer_norm", "native_layer_norm"),
+    rms_norm: ("rms_norm", "_fused_rms_norm"),
     instance_norm: ("instance_norm",),
     upsample_nearest2d: ("upsample_nearest2d",),
     upsample_bilinear2d: ("upsample_bilinear2d",),
@@ -653,6 +798,24 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     rnn: ("lstm", "gru", "rnn_tanh", "rnn_relu"),
     rnn_cell: ("lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell"),
     mkldnn_rnn_layer: ("mkldnn_rnn_layer",),
+    convolution_backward: ("convolution_backward",),
+    scaled_dot_product_attention_backward: (
+        "_scaled_dot_product_flash_attention_for_cpu_backward",
+        "_scaled_dot_product_flash_attention_backward",
+        "_scaled_dot_product_efficient_attention_backward",
+        "_scaled_dot_product_cudnn_attention_backward",
+        "_scaled_dot_product_fused_attention_overrideable_backward",
+    ),
+    flash_attention_backward: ("_flash_attention_backward", "_efficient_attention_backward"),
+    mkldnn_rnn_layer_backward: ("mkldnn_rnn_layer_backward",),
+    layer_norm_backward: ("native_layer_norm_backward",),
+    batch_norm_backward: ("native_batch_norm_backward", "batch_norm_backward"),
+    group_norm_backward: ("native_group_norm_backward",),
+    rms_norm_backward: ("_fused_rms_norm_backward",),
+    adaptive_avg_pool2d_backward: ("_adaptive_avg_pool2d_backward",),
+    upsample_nearest2d_backward: ("upsample_nearest2d_backward",),
+    upsample_bilinear2d_backward: ("upsample_bilinear2d_backward",),
+    grid_sampler_backward: ("grid_sampler_2d_backward",),
 }
 
 for _formula, _names in _BUILTIN.items():

@@ -47,8 +47,8 @@ IGNORED_BY_CONVENTION: frozenset[str] = frozenset(
 def is_ignored(op: str) -> bool:
     """``op`` is an ATen name such as ``aten::add`` (overload suffixes are dropped)."""
     base = op.split(".", 1)[0]
-    return (
-        base in IGNORED_BY_CONVENTION or (not base.startswith("aten::") and base.startswith("prim::"))
+    return base in IGNORED_BY_CONVENTION or (
+        not base.startswith("aten::") and base.startswith("prim::")
     )
 
 

@@ -13,8 +13,22 @@ import pytest
 
 from . import baseline as baseline_file
 from .baseline import Baseline, BaselineError
-from .budget import MARKER_NAME, ON_EXCEED_CHOICES, Budget, BudgetError, budget_from_marker
-from .config import ConfigError, Settings, find_pyproject, load_settings
+from .budget import (
+    MARKER_NAME,
+    ON_EXCEED_CHOICES,
+    Budget,
+    BudgetError,
+    budget_from_marker,
+    count_options_from_marker,
+)
+from .config import (
+    ConfigError,
+    CountOptions,
+    Settings,
+    count_options,
+    find_pyproject,
+    load_settings,
+)
 from .fixture import FlopCounter
 from .record import TestRecord
 from .regression import against_baseline, tighten_note
@@ -41,6 +55,7 @@ REPORT_ATTRIBUTE = "flopbudget"
 SETTINGS_KEY = pytest.StashKey[Settings]()
 COUNTER_KEY = pytest.StashKey[FlopCounter]()
 BUDGETS_KEY = pytest.StashKey[list[Budget]]()
+OPTIONS_KEY = pytest.StashKey[CountOptions]()
 RECORD_KEY = pytest.StashKey[TestRecord]()
 
 
@@ -91,13 +106,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def flops(request: pytest.FixtureRequest) -> FlopCounter:
-    """Count a model: ``flops(model, inputs, *, name=None, grad=False)``.
+    """Count a model: ``flops(model, inputs, *, name=None, grad=False, backend=None, mode=None)``.
 
     Returns the count (``.flops``, ``.macs``, ``.params``, ``.by_module``) and records it on
     the test, where ``flop_budget`` markers and pyproject budgets check it.
     """
     settings = request.config.stash[SETTINGS_KEY]
-    counter = FlopCounter(flops_per_mac=settings.flops_per_mac)
+    options = request.node.stash.get(OPTIONS_KEY, None) or count_options(settings, {})
+    counter = FlopCounter(flops_per_mac=settings.flops_per_mac, options=options)
     request.node.stash[COUNTER_KEY] = counter
     return counter
 
@@ -125,17 +141,23 @@ class FlopBudgetManager:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         budgets: list[Budget] = []
+        options: dict[str, str] = {}
         problem = None
-        for marker in item.iter_markers(name=MARKER_NAME):
+        for marker in item.iter_markers(name=MARKER_NAME):  # closest first
             where = f"{item.nodeid}: @pytest.mark.{MARKER_NAME}"
             try:
-                budgets.append(budget_from_marker(marker.args, marker.kwargs, where))
+                budget = budget_from_marker(marker.args, marker.kwargs, where)
+                marker_options = count_options_from_marker(marker.kwargs, where)
             except BudgetError as error:
                 problem = str(error)
                 break
+            if budget is not None:
+                budgets.append(budget)
+            options = {**marker_options, **options}
         if problem is not None:
             pytest.fail(problem, pytrace=False)
         item.stash[BUDGETS_KEY] = budgets
+        item.stash[OPTIONS_KEY] = count_options(self.settings, options)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -163,7 +185,15 @@ class FlopBudgetManager:
         counter = item.stash.get(COUNTER_KEY, None)
         counts = list(counter.counts) if counter is not None else []
         budgets = item.stash.get(BUDGETS_KEY, [])
-        verdicts = judge(item.nodeid, counts, budgets, self.settings, test_failed=test_failed)
+        options = item.stash.get(OPTIONS_KEY, None) or count_options(self.settings, {})
+        verdicts = judge(
+            item.nodeid,
+            counts,
+            budgets,
+            self.settings,
+            test_failed=test_failed,
+            unknown_ops=options.unknown_ops,
+        )
         verdicts = [
             tighten_note(against_baseline(verdict, self.baseline, self.settings), self.settings)
             for verdict in verdicts

@@ -35,7 +35,9 @@ def find_stale(
     """``seen``: every test reported; ``ran``: those whose body ran (not skipped)."""
     names = {count.name for record in records for count in record.counts}
     stale = [
-        StaleEntry("pyproject", key) for key in settings.budgets_by_nodeid if key not in seen_nodeids
+        StaleEntry("pyproject", key)
+        for key in settings.budgets_by_nodeid
+        if key not in seen_nodeids
     ]
     stale += [StaleEntry("pyproject", key) for key in settings.budgets_by_name if key not in names]
     if baseline is not None:

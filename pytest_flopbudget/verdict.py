@@ -7,7 +7,7 @@ budget as written, the status and the message a failing test shows.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .budget import Budget
@@ -18,8 +18,10 @@ from .units import format_budget_value, format_quantity
 OK = "ok"
 OVER = "over"
 REGRESSION = "regression"
+UNKNOWN_OPS = "unknown ops"
 NO_BUDGET = "no budget"
 ERROR = "error"
+FAILING = (OVER, REGRESSION, UNKNOWN_OPS)
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,11 @@ class Verdict:
 
     @property
     def fails_test(self) -> bool:
-        return self.status in (OVER, REGRESSION) and self.enforced
+        return self.status in FAILING and self.enforced
 
     @property
     def status_label(self) -> str:
-        if self.status in (OVER, REGRESSION) and not self.enforced:
+        if self.status in FAILING and not self.enforced:
             return f"{self.status} (warn)"
         return self.status
 
@@ -129,8 +131,15 @@ def judge(
     settings: Settings,
     *,
     test_failed: bool = False,
+    unknown_ops: str = "warn",
 ) -> list[Verdict]:
-    """Every subject of one test against its budget (marker, then node id, then name)."""
+    """Every subject of one test against its budget (marker, then node id, then name).
+
+    ``unknown_ops``: "warn" lists ops no formula covers, "fail" also fails the test on
+    them, "ignore" drops them.
+    """
+    if unknown_ops == "ignore":
+        counts = [replace(count, unknown_ops={}) for count in counts]
     subjects = group_by_name(counts)
     named: dict[str, Budget] = {}
     for budget in marker_budgets:  # closest marker first
@@ -161,9 +170,23 @@ def judge(
             unknown_ops=_sum_ops(everything),
         )
         verdicts.append(_check(nodeid, total, test_budget, settings))
+    if unknown_ops == "fail":
+        verdicts = [_fail_on_unknown_ops(verdict, settings) for verdict in verdicts]
     if not test_failed:
         verdicts.extend(_missing(nodeid, subjects, named, test_budget))
     return verdicts
+
+
+def _fail_on_unknown_ops(verdict: Verdict, settings: Settings) -> Verdict:
+    if not verdict.unknown_ops or verdict.status == OVER:
+        return verdict
+    listed = ", ".join(f"{op} x{times}" for op, times in sorted(verdict.unknown_ops.items()))
+    message = (
+        f"{verdict.name}: not counted (unknown ops): {listed}\n"
+        "the count may be too low; register a formula with pytest_flopbudget.register_formula(), "
+        'or set unknown_ops = "warn"'
+    )
+    return replace(verdict, status=UNKNOWN_OPS, message=message, enforced=not settings.update)
 
 
 def _sum_modules(subjects: Sequence[_Subject]) -> dict[str, int]:

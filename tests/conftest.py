@@ -12,9 +12,36 @@ import pytest
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import fvcore.nn  # noqa: F401
-    import torch  # noqa: F401
+    import torch
+    import transformers  # noqa: F401
 
-    import pytest_flopbudget.counter  # noqa: F401
+    from pytest_flopbudget.abstract import abstract
+    from pytest_flopbudget.counter import count_model
+
+    # Counting once with every path imports the torch submodules they load lazily (fake
+    # tensors, custom ops, autograd); a second import of those inside pytester would fail.
+    @torch.library.custom_op("flopbudget_warmup::op", mutates_args=())
+    def _warmup_op(x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+    @_warmup_op.register_fake
+    def _(x: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(x)
+
+    class _Warmup(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return _warmup_op(self.fc(x))
+
+    for _backend in ("fvcore", "torch"):
+        count_model(_Warmup(), torch.randn(1, 2), backend=_backend)
+    count_model(torch.nn.Linear(2, 2), torch.randn(1, 2), backend="torch", mode="train")
+    with abstract():
+        _model, _x = _Warmup(), torch.empty(1, 2)
+    count_model(_model, _x)
 
 MODELS = textwrap.dedent(
     '''

@@ -338,7 +338,7 @@ def test_a_real_model_with_abstract_inputs_is_a_clear_error() -> None:
     with pytest.raises(CountError) as info:
         count_model(FFN(), x, backend="torch")
     message = str(info.value)
-    assert "AbstractInputError: parameter 'fc1.weight' is a real tensor on cpu" in message
+    assert "FFN: parameter 'fc1.weight' is a real tensor on cpu" in message
     assert "build the model inside the abstract() scope" in message
 
 

@@ -10,13 +10,14 @@ import pytest
 from ..config import Settings
 from ..record import TestRecord
 from ..stale import StaleEntry
-from ..verdict import ERROR, NO_BUDGET, OK, OVER, REGRESSION, Verdict
+from ..verdict import ERROR, FAILING, NO_BUDGET, OK, OVER, REGRESSION, UNKNOWN_OPS, Verdict
 from . import rows
 
 _COLOURS: dict[str, dict[str, bool]] = {
     OK: {"green": True},
     OVER: {"red": True, "bold": True},
     REGRESSION: {"red": True, "bold": True},
+    UNKNOWN_OPS: {"red": True, "bold": True},
     NO_BUDGET: {"yellow": True},
     ERROR: {"red": True, "bold": True},
 }
@@ -37,7 +38,7 @@ def _columns(verbosity: int, settings: Settings, with_baseline: bool) -> list[st
 
 
 def _status_markup(verdict: Verdict) -> dict[str, bool]:
-    if verdict.status in (OVER, REGRESSION) and not verdict.enforced:
+    if verdict.status in FAILING and not verdict.enforced:
         return {"yellow": True, "bold": True}
     return _COLOURS.get(verdict.status, {})
 
