@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .count import deepest_changed_paths
 from .units import format_quantity
 
 SUPPORTED_VERSION = 1
@@ -321,30 +322,11 @@ def _status(
 
 
 def deepest_changes(before: Mapping[str, float], after: Mapping[str, float]) -> list[ModuleChange]:
-    """Modules whose MACs changed and none of whose submodules did.
-
-    ``by_module`` lists every level of the module tree, so a change in ``layer1.0.conv2``
-    also changes ``layer1.0`` and ``layer1``; only the deepest says where to look.
-    """
-    changed = [
+    """Modules whose MACs changed and none of whose submodules did (see count.py)."""
+    return [
         ModuleChange(path, before.get(path), after.get(path))
-        for path in sorted(set(before) | set(after))
-        if before.get(path, 0) != after.get(path, 0)  # a module of 0 MACs gone is no change
+        for path in deepest_changed_paths(before, after)
     ]
-    has_changed_descendant = {
-        ancestor for change in changed for ancestor in _ancestors(change.path)
-    }
-    return [change for change in changed if change.path not in has_changed_descendant]
-
-
-def _ancestors(path: str) -> Iterable[str]:
-    """``a.b.c`` -> ``a.b``, ``a``, and the root ``""``."""
-    if not path:
-        return
-    parts = path.split(".")
-    for end in range(len(parts) - 1, 0, -1):
-        yield ".".join(parts[:end])
-    yield ""
 
 
 # --- output ----------------------------------------------------------------------------------

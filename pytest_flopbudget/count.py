@@ -96,20 +96,31 @@ def top_modules(by_module: Mapping[str, int], limit: int = 5) -> list[tuple[str,
         return ranked[:limit]
 
 
+def deepest_changed_paths(before: Mapping[str, float], after: Mapping[str, float]) -> list[str]:
+    """Modules whose count changed and none of whose submodules did, in path order.
+
+    ``by_module`` lists every level of the module tree, so a change in ``layer1.0.conv2``
+    also changes ``layer1.0`` and ``layer1``; only the deepest says where to look. A module
+    missing on one side counts as 0.
+    """
+    changed = [
+        path
+        for path in sorted(set(before) | set(after))
+        if before.get(path, 0) != after.get(path, 0)
+    ]
+    ancestors = {
+        ".".join(path.split(".")[:end]) for path in changed for end in range(path.count(".") + 1)
+    }
+    return [path for path in changed if path and path not in ancestors]
+
+
 def changed_modules(
     before: Mapping[str, int], after: Mapping[str, int], limit: int = 10
 ) -> list[tuple[str, int, int]]:
-    """Modules whose count changed, deepest first: a parent is left out when a child explains it.
-
-    Returns ``(path, before, after)`` sorted by the size of the change.
-    """
-    paths = {path for path in set(before) | set(after) if path}
-    changed = {path for path in paths if before.get(path, 0) != after.get(path, 0)}
-    deepest = [
-        path
-        for path in changed
-        if not any(other.startswith(path + ".") for other in changed if other != path)
+    """``(path, before, after)`` of the deepest changed modules, biggest change first."""
+    rows = [
+        (path, before.get(path, 0), after.get(path, 0))
+        for path in deepest_changed_paths(before, after)
     ]
-    rows = [(path, before.get(path, 0), after.get(path, 0)) for path in deepest]
     rows.sort(key=lambda row: (-abs(row[2] - row[1]), row[0]))
     return rows[:limit]

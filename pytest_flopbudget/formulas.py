@@ -490,7 +490,8 @@ def instance_norm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
 
 
 def upsample_nearest2d(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
-    """upsample_nearest2d: fvcore's one MAC per output element."""
+    """upsample_nearest2d/_upsample_nearest_exact2d: fvcore's one MAC per output element
+    (nearest-exact is nearest with another rounding of the source index)."""
     return _numel(outputs[0])
 
 
@@ -690,8 +691,8 @@ def adaptive_avg_pool2d_backward(inputs: Sequence[Any], outputs: Sequence[Any]) 
 
 
 def upsample_nearest2d_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
-    """upsample_nearest2d_backward(grad_output, output_size, input_size, ...): the forward's
-    one MAC per element of its output, which grad_output has the shape of."""
+    """upsample_nearest2d_backward/_upsample_nearest_exact2d_backward(grad_output, output_size,
+    input_size, ...): the forward's one MAC per element of its output, grad_output's shape."""
     return _numel(inputs[0])
 
 
@@ -778,7 +779,7 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     layer_norm: ("layer_norm", "native_layer_norm"),
     rms_norm: ("rms_norm", "_fused_rms_norm"),
     instance_norm: ("instance_norm",),
-    upsample_nearest2d: ("upsample_nearest2d",),
+    upsample_nearest2d: ("upsample_nearest2d", "_upsample_nearest_exact2d"),
     upsample_bilinear2d: ("upsample_bilinear2d",),
     adaptive_avg_pool2d: ("adaptive_avg_pool2d", "_adaptive_avg_pool2d"),
     grid_sampler: ("grid_sampler", "grid_sampler_2d"),
@@ -813,7 +814,10 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     group_norm_backward: ("native_group_norm_backward",),
     rms_norm_backward: ("_fused_rms_norm_backward",),
     adaptive_avg_pool2d_backward: ("_adaptive_avg_pool2d_backward",),
-    upsample_nearest2d_backward: ("upsample_nearest2d_backward",),
+    upsample_nearest2d_backward: (
+        "upsample_nearest2d_backward",
+        "_upsample_nearest_exact2d_backward",
+    ),
     upsample_bilinear2d_backward: ("upsample_bilinear2d_backward",),
     grid_sampler_backward: ("grid_sampler_2d_backward",),
 }

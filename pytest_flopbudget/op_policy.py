@@ -4,6 +4,12 @@ Ops no formula covers fall in two groups. Cheap elementwise and data-movement op
 *ignored by convention*: fvcore and the papers' tables leave them out, so counting them would
 move every budget. Anything else is *unknown*: it may be heavy (a custom kernel, a new ATen
 op), so it is listed wherever the count is shown.
+
+In a training step the backward of an ignored op is ignored too (``threshold_backward``,
+``_softmax_backward_data``, ``max_pool2d_with_indices_backward``, ``embedding_dense_backward``
+...): the rule of :mod:`.formulas` is that an op's backward is counted exactly when its forward
+is. Loss functions are elementwise work followed by a reduction, so they and their backward
+are ignored like the ``log_softmax``/``mean`` they are made of.
 """
 
 from __future__ import annotations
@@ -22,6 +28,40 @@ max_pool1d max_pool2d max_pool3d max_pool2d_with_indices avg_pool1d avg_pool2d a
 adaptive_max_pool1d adaptive_max_pool2d adaptive_avg_pool1d adaptive_avg_pool3d
 upsample_nearest1d upsample_nearest3d upsample_linear1d upsample_trilinear3d upsample_bicubic2d
 sigmoid_ _safe_softmax outer ger embedding_bag _embedding_bag _embedding_bag_forward_only
+prelu _prelu_kernel celu selu glu hardshrink softshrink threshold threshold_
+log_sigmoid_forward logit sgn xlogy lerp lerp_ nan_to_num log1p log2 log10 exp2 erfc erfinv
+tan atan atan2 asin acos sinh cosh asinh acosh atanh trunc frac fmod hypot copysign heaviside
+clamp_ clamp_min_ clamp_max_ abs_ neg_ exp_ sqrt_ rsqrt_ pow_ addcmul_ addcdiv_ cumsum_
+linalg_vector_norm frobenius_norm nansum nanmean var_mean std_mean count_nonzero
+lt_ le_ gt_ ge_ eq_ ne_ logical_and_ logical_or_ logical_not_ bitwise_and_ bitwise_or_
+max_pool3d_with_indices adaptive_max_pool3d _masked_softmax
+_upsample_nearest_exact1d _upsample_nearest_exact3d
+"""
+
+_LOSSES = """
+nll_loss nll_loss_nd nll_loss_forward nll_loss2d nll_loss2d_forward cross_entropy_loss
+mse_loss l1_loss smooth_l1_loss huber_loss binary_cross_entropy binary_cross_entropy_with_logits
+kl_div soft_margin_loss margin_ranking_loss hinge_embedding_loss poisson_nll_loss
+nll_loss_backward nll_loss2d_backward mse_loss_backward smooth_l1_loss_backward
+huber_loss_backward binary_cross_entropy_backward soft_margin_loss_backward
+"""
+
+_BACKWARD = """
+threshold_backward gelu_backward silu_backward sigmoid_backward tanh_backward hardtanh_backward
+hardsigmoid_backward hardswish_backward leaky_relu_backward elu_backward softplus_backward
+mish_backward log_sigmoid_backward glu_backward _prelu_kernel_backward softshrink_backward
+hardshrink_backward rrelu_with_noise_backward logit_backward native_dropout_backward
+_softmax_backward_data _log_softmax_backward_data _masked_softmax_backward
+max_pool2d_with_indices_backward max_pool3d_with_indices_backward avg_pool2d_backward
+avg_pool3d_backward adaptive_max_pool2d_backward adaptive_max_pool3d_backward
+_adaptive_avg_pool3d_backward adaptive_avg_pool3d_backward
+upsample_nearest1d_backward upsample_nearest3d_backward upsample_linear1d_backward
+upsample_trilinear3d_backward upsample_bicubic2d_backward _upsample_nearest_exact1d_backward
+_upsample_nearest_exact3d_backward
+slice_backward select_backward index_select_backward diagonal_backward unfold_backward
+embedding_dense_backward embedding_backward _embedding_bag_backward
+_embedding_bag_dense_backward _embedding_bag_sparse_backward
+_embedding_bag_per_sample_weights_backward
 """
 
 _DATA_MOVEMENT = """
@@ -37,10 +77,15 @@ _reshape_alias lift contiguous_format bernoulli bernoulli_ rand rand_like randn 
 _assert_async _assert_tensor_metadata sym_size sym_stride sym_numel isin is_nonzero
 nonzero bitwise_not __and__ __or__ linspace logical_xor diff cumprod movedim
 unsafe_chunk unsafe_split diagonal _pack_padded_sequence _pad_packed_sequence _local_scalar_dense
+detach_ transpose_ t_ squeeze_ unsqueeze_ as_strided_ new_empty_strided empty_strided
+expand_copy view_copy permute_copy _reshape_copy pixel_unshuffle im2col col2im
+_unsafe_index _unsafe_index_put _unsafe_masked_index index_add index_add_ index_fill
+index_fill_ index_copy index_copy_ masked_scatter masked_scatter_ as_strided_scatter
+select_scatter slice_scatter diagonal_scatter
 """
 
 IGNORED_BY_CONVENTION: frozenset[str] = frozenset(
-    f"aten::{name}" for name in (_ELEMENTWISE + _DATA_MOVEMENT).split()
+    f"aten::{name}" for name in (_ELEMENTWISE + _LOSSES + _BACKWARD + _DATA_MOVEMENT).split()
 )
 
 
