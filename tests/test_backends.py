@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from conftest import FFN_MACS, FFN_PARAMS
 
@@ -148,6 +150,19 @@ def test_a_marker_sets_the_unknown_ops_policy_of_its_test(project: pytest.Pytest
     result.stdout.fnmatch_lines(["*register a formula with pytest_flopbudget.register_formula()*"])
 
 
+@pytest.fixture
+def formulas_restored() -> Iterator[None]:
+    """Registered formulas are process-wide; pytester runs in this process."""
+    from pytest_flopbudget import formulas
+
+    saved = (dict(formulas.FORMULAS), dict(formulas.FVCORE_HANDLES))
+    yield
+    for registry, before in zip((formulas.FORMULAS, formulas.FVCORE_HANDLES), saved, strict=True):
+        registry.clear()
+        registry.update(before)
+
+
+@pytest.mark.usefixtures("formulas_restored")
 @pytest.mark.parametrize("backend", ["fvcore", "torch"])
 def test_a_registered_formula_counts_a_custom_op(project: pytest.Pytester, backend: str) -> None:
     namespace = f"registered_{backend}"

@@ -23,6 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from pytest_flopbudget import formulas
 from pytest_flopbudget.counter import count_model
 from pytest_flopbudget.formulas import lookup, register_formula
+from pytest_flopbudget.op_policy import is_ignored
 
 # --------------------------------------------------------------------------------------------
 # helpers
@@ -699,9 +700,198 @@ def test_tensordot_without_constant_dims_recovers_the_contracted_size() -> None:
     assert f("aten::tensordot")([(2, 3, 4), (4, 3, 5), None, None], [(2, 5)]) == 2 * 5 * 12
 
 
+def test_rms_norm_counts_layer_norms_rule_without_the_mean_and_centering() -> None:
+    # square-and-sum, normalize, scale: 3 per element with a weight, 2 without
+    x = (2, 4, 3, 3)
+    n = 2 * 4 * 3 * 3
+    assert f("aten::rms_norm")([x, [3], (3,), None], [x]) == 3 * n
+    assert f("aten::rms_norm")([x, [3], None, None], [x]) == 2 * n
+    assert f("aten::_fused_rms_norm")([x, [3, 3], (3, 3), 1e-6], [x, (2, 4, 1, 1)]) == 3 * n
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [(nn.RMSNorm(3), 3 * _NX), (nn.RMSNorm([3, 3], elementwise_affine=False), 2 * _NX)],
+    ids=["weight", "no-weight"],
+)
+def test_rms_norm_module_counts_the_same_in_both_backends(model: nn.Module, expected: int) -> None:
+    # fvcore's trace shows aten::rms_norm; the torch backend sees it whole without grad
+    for backend in ("fvcore", "torch"):
+        count = count_model(model, r(*_X), backend=backend)
+        assert (count.macs, count.unknown_ops) == (expected, {}), backend
+
+
+# --------------------------------------------------------------------------------------------
+# backward formulas (training steps): an op's backward is counted exactly when its forward is
+
+# Conv2d(3 -> 8, 3x3, padding 1) on (2, 3, 16, 16): 2*8*16*16 outputs x 3*3*3 taps
+_CONV_X, _CONV_W, _CONV_OUT = (2, 3, 16, 16), (8, 3, 3, 3), (2, 8, 16, 16)
+_CONV_MACS = 2 * 8 * 16 * 16 * 27  # 110,592
+
+
+def _conv_backward_args(mask: list[bool]) -> list[Any]:
+    # (grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed,
+    #  output_padding, groups, output_mask)
+    return [_CONV_OUT, _CONV_X, _CONV_W, [8], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, mask]
+
+
+@pytest.mark.parametrize(
+    ("mask", "gradients"),
+    [
+        ([True, True, True], 2),  # input grad (transposed conv) + weight grad (correlation)
+        ([False, True, True], 1),  # first layer: the input needs no gradient
+        ([True, False, False], 1),  # frozen weight
+        ([False, False, True], 0),  # bias only: a sum over grad_output, elementwise
+    ],
+)
+def test_convolution_backward_counts_one_forward_per_gradient(
+    mask: list[bool], gradients: int
+) -> None:
+    backward = f("aten::convolution_backward")
+    assert backward(_conv_backward_args(mask), [_CONV_X, _CONV_W, (8,)]) == gradients * _CONV_MACS
+
+
+def test_transposed_grouped_convolution_backward_counts_like_its_forward() -> None:
+    # ConvTranspose2d(4 -> 6, 3x3, stride 2, groups 2) on (2, 4, 6, 6): forward is
+    # input numel 2*4*6*6 x Cout/groups 3 x 3*3 taps; both gradients cost that again
+    x, w, out = (2, 4, 6, 6), (4, 3, 3, 3), (2, 6, 13, 13)
+    args: list[Any] = [out, x, w, [6], [2, 2], [0, 0], [1, 1], True, [0, 0], 2, [True, True, True]]
+    assert f("aten::convolution_backward")(args, [x, w, (6,)]) == 2 * (288 * 3 * 9)
+
+
+# q (B=2, H=4, L=5, E=8), k and v (2, Hkv=2, S=6, E=8 / Ev=3): forward 2*4*5*6*(8 + 3)
+_Q, _K, _V = (2, 4, 5, 8), (2, 2, 6, 8), (2, 2, 6, 3)
+_ATTENTION_FORWARD = 2 * 4 * 5 * 6 * (8 + 3)
+# backward: dV = P^T dO and dP = dO V^T (L*S*Ev each), dQ = dS K and dK = dS^T Q (L*S*E each)
+_ATTENTION_BACKWARD = 2 * 4 * (5 * 6 * 3 + 5 * 6 * 3 + 5 * 6 * 8 + 5 * 6 * 8)
+
+
+def test_attention_backward_counts_the_four_gradient_matmuls() -> None:
+    assert _ATTENTION_BACKWARD == 2 * _ATTENTION_FORWARD == 5280
+    out, lse = (2, 4, 5, 3), (2, 4, 5)
+    # (grad_out, q, k, v, out, logsumexp, dropout_p, is_causal): causal counts the full product
+    cpu = f("aten::_scaled_dot_product_flash_attention_for_cpu_backward")
+    assert cpu([out, _Q, _K, _V, out, lse, 0.0, True, None, None], []) == _ATTENTION_BACKWARD
+    flash = f("aten::_scaled_dot_product_flash_attention_backward")
+    args: list[Any] = [out, _Q, _K, _V, out, lse, (), (), 5, 6, 0.0, False, (), ()]
+    assert flash(args, []) == _ATTENTION_BACKWARD
+    efficient = f("aten::_scaled_dot_product_efficient_attention_backward")
+    args = [out, _Q, _K, _V, None, out, lse, (), (), 0.0, [True, True, True, False], True]
+    assert efficient(args, []) == _ATTENTION_BACKWARD
+    cudnn = f("aten::_scaled_dot_product_cudnn_attention_backward")
+    args = [out, _Q, _K, _V, out, lse, (), (), None, None, None, 5, 6, 0.0, False]
+    assert cudnn(args, []) == _ATTENTION_BACKWARD
+    overrideable = f("aten::_scaled_dot_product_fused_attention_overrideable_backward")
+    args = [out, _Q, _K, _V, None, [True] * 4, out, lse, None, None, 5, 6, 0.0, False, (), ()]
+    assert overrideable(args, []) == _ATTENTION_BACKWARD
+
+
+def test_flash_and_efficient_backward_read_the_sequence_major_layout() -> None:
+    # (B, L, H, E) layout of the same shapes as above: still 2 x forward
+    q, k, v, out = (2, 5, 4, 8), (2, 6, 2, 8), (2, 6, 2, 3), (2, 5, 4, 3)
+    flash = f("aten::_flash_attention_backward")
+    args: list[Any] = [out, q, k, v, out, (2, 4, 5), None, None, 5, 6, 0.0, True, (), ()]
+    assert flash(args, []) == _ATTENTION_BACKWARD
+    efficient = f("aten::_efficient_attention_backward")
+    args = [out, q, k, v, None, out, None, None, 5, 6, (2, 4, 5), 0.0, (), (), 0, False]
+    assert efficient(args, []) == _ATTENTION_BACKWARD
+    # packed: 3 sequences (4 offsets), longest 5 queries and 6 keys, 4 heads of 8:
+    # forward 3*4*5*6*(8 + 8), backward twice that
+    pq, pk = (10, 4, 8), (12, 4, 8)
+    args = [pq, pq, pk, pk, pq, (4, 10), (4,), (4,), 5, 6, 0.0, False, (), ()]
+    assert flash(args, []) == 2 * 3 * 4 * 5 * 6 * 16
+
+
+def test_rnn_layer_backward_counts_input_and_weight_gradients_of_every_matrix() -> None:
+    # LSTM layer, in 4, hidden 5 (w_ih 20x4, w_hh 20x5), T=3, B=2: forward 6*(80 + 100)
+    w_ih, w_hh, b = (20, 4), (20, 5), (20,)
+    args: list[Any] = [(3, 2, 4), w_ih, w_hh, b, b, (2, 5), (2, 5), (3, 2, 5), (2, 5), (2, 5)]
+    args += [(3, 2, 5), None, None, False, 2, 5, 1, True, True, False, [], False, (10,)]
+    assert f("aten::mkldnn_rnn_layer_backward")(args, []) == 2 * 6 * (20 * 4 + 20 * 5)
+
+
+def test_norm_backward_counts_the_same_per_element_rule_as_the_forward() -> None:
+    x, c, mask = (2, 4, 3, 3), (4,), [True, True, True]
+    n = 2 * 4 * 3 * 3
+    layer = f("aten::native_layer_norm_backward")
+    # (grad_out, input, normalized_shape, mean, rstd, weight, bias, output_mask)
+    assert layer([x, x, [3], (2, 4, 3, 1), (2, 4, 3, 1), (3,), (3,), mask], []) == 5 * n
+    assert layer([x, x, [3], (2, 4, 3, 1), (2, 4, 3, 1), None, None, mask], []) == 4 * n
+    batch = f("aten::native_batch_norm_backward")
+    # (grad_out, input, weight, running_mean, running_var, save_mean, save_invstd, train, ...)
+    assert batch([x, x, c, c, c, c, c, True, 1e-5, mask], []) == 5 * n
+    assert batch([x, x, None, None, None, c, c, True, 1e-5, mask], []) == 4 * n
+    assert batch([x, x, c, c, c, None, None, False, 1e-5, mask], []) == 2 * n  # running stats
+    new_batch = f("aten::batch_norm_backward")
+    assert new_batch([x, x, c, c, c, c, c, True, 1e-5, mask, (0,)], []) == 5 * n
+    group = f("aten::native_group_norm_backward")
+    # (grad_out, input, mean, rstd, weight, N, C, HxW, group, output_mask)
+    assert group([x, x, (2, 2), (2, 2), c, 2, 4, 9, 2, mask], []) == 5 * n
+    assert group([x, x, (2, 2), (2, 2), None, 2, 4, 9, 2, mask], []) == 4 * n
+    rms = f("aten::_fused_rms_norm_backward")
+    # (grad_out, input, normalized_shape, rstd, weight, output_mask)
+    assert rms([x, x, [3], (2, 4, 3, 1), (3,), [True, True]], []) == 3 * n
+    assert rms([x, x, [3], (2, 4, 3, 1), None, [True, False]], []) == 2 * n
+
+
+def test_resampling_backward_counts_the_same_as_the_forward() -> None:
+    x, out = (2, 4, 3, 3), (2, 4, 6, 6)
+    # adaptive average pooling: 1 per element of the forward's input
+    assert f("aten::_adaptive_avg_pool2d_backward")([(2, 4, 2, 2), x], [x]) == 2 * 4 * 3 * 3
+    # nearest (and nearest-exact): 1 per forward output element, the shape of grad_output
+    nearest = [out, [6, 6], [2, 4, 3, 3], None, None]
+    assert f("aten::upsample_nearest2d_backward")(nearest, [x]) == 2 * 4 * 6 * 6
+    assert f("aten::_upsample_nearest_exact2d_backward")(nearest, [x]) == 2 * 4 * 6 * 6
+    assert f("aten::_upsample_nearest_exact2d")([x, [6, 6], None, None], [out]) == 2 * 4 * 6 * 6
+    bilinear = [out, [6, 6], [2, 4, 3, 3], False, None, None]
+    assert f("aten::upsample_bilinear2d_backward")(bilinear, [x]) == 4 * 2 * 4 * 6 * 6
+    # grid sampling: 4 taps per output element (output (1, 2, 3, 3))
+    grid = [(1, 2, 3, 3), (1, 2, 4, 4), (1, 3, 3, 2), 0, 0, False, [True, True]]
+    assert f("aten::grid_sampler_2d_backward")(grid, []) == 4 * 1 * 2 * 3 * 3
+
+
+@pytest.mark.parametrize(
+    ("forward", "backward"),
+    [
+        ("aten::convolution", "aten::convolution_backward"),
+        ("aten::native_layer_norm", "aten::native_layer_norm_backward"),
+        ("aten::native_batch_norm", "aten::native_batch_norm_backward"),
+        ("aten::native_group_norm", "aten::native_group_norm_backward"),
+        ("aten::_fused_rms_norm", "aten::_fused_rms_norm_backward"),
+        ("aten::_adaptive_avg_pool2d", "aten::_adaptive_avg_pool2d_backward"),
+        ("aten::upsample_nearest2d", "aten::upsample_nearest2d_backward"),
+        ("aten::upsample_bilinear2d", "aten::upsample_bilinear2d_backward"),
+        ("aten::grid_sampler_2d", "aten::grid_sampler_2d_backward"),
+        ("aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward"),
+        ("aten::_flash_attention_forward", "aten::_flash_attention_backward"),
+        ("aten::_efficient_attention_forward", "aten::_efficient_attention_backward"),
+        ("aten::relu", "aten::threshold_backward"),
+        ("aten::gelu", "aten::gelu_backward"),
+        ("aten::silu", "aten::silu_backward"),
+        ("aten::tanh", "aten::tanh_backward"),
+        ("aten::sigmoid", "aten::sigmoid_backward"),
+        ("aten::_softmax", "aten::_softmax_backward_data"),
+        ("aten::_log_softmax", "aten::_log_softmax_backward_data"),
+        ("aten::native_dropout", "aten::native_dropout_backward"),
+        ("aten::max_pool2d_with_indices", "aten::max_pool2d_with_indices_backward"),
+        ("aten::avg_pool2d", "aten::avg_pool2d_backward"),
+        ("aten::upsample_bicubic2d", "aten::upsample_bicubic2d_backward"),
+        ("aten::embedding", "aten::embedding_dense_backward"),
+        ("aten::slice", "aten::slice_backward"),
+        ("aten::select", "aten::select_backward"),
+        ("aten::nll_loss_forward", "aten::nll_loss_backward"),
+    ],
+)
+def test_a_backward_is_counted_exactly_when_its_forward_is(forward: str, backward: str) -> None:
+    assert (lookup(forward) is None) == (lookup(backward) is None)
+    assert is_ignored(forward) == is_ignored(backward)
+    assert (lookup(forward) is None) == is_ignored(forward)
+
+
 def test_every_formula_has_a_docstring_and_an_fvcore_handle() -> None:
     for op, formula in formulas.FORMULAS.items():
-        assert formula.__doc__ and formula.__doc__.strip(), op
+        if op.startswith("aten::"):  # built-ins (users may register formulas without one)
+            assert formula.__doc__ and formula.__doc__.strip(), op
     assert set(formulas.FVCORE_HANDLES) == set(formulas.FORMULAS)
 
 
