@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from pytest_flopbudget import formulas
+from pytest_flopbudget.backends.torch_backend import output_shapes, schema_inputs
 from pytest_flopbudget.counter import count_model
 from pytest_flopbudget.formulas import lookup, register_formula
 from pytest_flopbudget.op_policy import is_ignored
@@ -47,14 +48,6 @@ def fvcore_macs(model: nn.Module, inputs: Any, grad: bool = False) -> int:
     return count.macs
 
 
-def _as_formula_value(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return tuple(value.shape)
-    if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value):
-        return [_as_formula_value(v) for v in value]
-    return value
-
-
 class DispatchCounter(TorchDispatchMode):
     """Sum the formulas over the ops the dispatcher runs, arguments put in schema order the way
     the torch backend hands them over (defaults filled in, keyword-only ones included)."""
@@ -70,19 +63,8 @@ class DispatchCounter(TorchDispatchMode):
         name = func._schema.name
         formula = lookup(name)
         if formula is not None:
-            inputs = []
-            for index, argument in enumerate(func._schema.arguments):
-                if index < len(args):
-                    value = args[index]
-                elif argument.name in kwargs:
-                    value = kwargs[argument.name]
-                elif argument.has_default_value():
-                    value = argument.default_value
-                else:
-                    value = None
-                inputs.append(_as_formula_value(value))
-            results = result if isinstance(result, (tuple, list)) else (result,)
-            outputs = [_as_formula_value(r) for r in results]
+            inputs = schema_inputs(func, args, kwargs)
+            outputs = output_shapes(result)
             self.macs += int(formula(inputs, outputs))
             self.ops[name] += 1
         return result
