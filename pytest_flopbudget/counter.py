@@ -11,7 +11,7 @@ import torch
 
 from .backends import get_backend
 from .count import Count, CountError
-from .inputs import InputError, normalize_inputs
+from .inputs import InputError, normalize_inputs, private_copies
 
 
 def count_model(
@@ -37,7 +37,7 @@ def count_model(
     if not isinstance(label, str) or not label:
         raise CountError(f"flops(name=...) must be a non-empty string, got {name!r}")
     try:
-        args, kwargs = normalize_inputs(inputs)
+        args, kwargs = private_copies(*normalize_inputs(inputs))
     except InputError as error:
         raise CountError(f"{label}: {error}") from None
     from .abstract import is_abstract

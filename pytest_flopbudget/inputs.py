@@ -7,6 +7,7 @@ or a dict of keyword arguments, and models return dicts, dataclasses or cache ob
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +37,31 @@ def normalize_inputs(inputs: object) -> tuple[tuple[Any, ...], dict[str, Any]]:
         "inputs must be a tensor, a tuple of positional arguments or a dict of keyword "
         f"arguments, got {type(inputs).__name__}"
     )
+
+
+_IMMUTABLE = (str, bytes, int, float, bool, complex, type(None), torch.dtype, torch.device)
+
+
+def private_copies(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Copies of the non-tensor objects among the inputs, which models may change in place.
+
+    A Hugging Face cache passed as ``past_key_values`` grows by the new tokens on every
+    forward: counting a decoding step twice with one cache would count two different steps.
+    Tensors are passed as they are (models do not write into their inputs).
+    """
+    leaves, spec = pytree.tree_flatten((args, kwargs))
+    copied = []
+    for leaf in leaves:
+        if isinstance(leaf, (torch.Tensor, *_IMMUTABLE)):
+            copied.append(leaf)
+            continue
+        try:
+            copied.append(copy.deepcopy(leaf))
+        except Exception:  # an object that cannot be copied is passed as it is
+            copied.append(leaf)
+    return pytree.tree_unflatten(copied, spec)
 
 
 def output_tensors(output: object, _depth: int = 0) -> list[torch.Tensor]:
