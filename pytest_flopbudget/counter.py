@@ -88,13 +88,21 @@ def _quiet() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _model_left_as_found(model: torch.nn.Module) -> Iterator[None]:
-    """Restore train/eval flags, requires_grad and buffers (BatchNorm statistics) afterwards."""
+    """Restore train/eval flags, requires_grad and buffers (BatchNorm statistics) afterwards.
+
+    Buffers are saved for modules in training mode only: that is when forward passes update
+    them (running statistics); in eval mode they are read, not written.
+    """
     modes = {module: module.training for module in model.modules()}
     requires_grad = {param: param.requires_grad for param in model.parameters()}
     buffers: dict[str, Any] = {}
-    for path, buffer in model.named_buffers():
-        if buffer is not None and not _is_fake(buffer):
-            buffers[path] = buffer.detach().clone()
+    for module_path, module in model.named_modules():
+        if not module.training:
+            continue
+        for name, buffer in module.named_buffers(recurse=False):
+            if buffer is not None and not _is_fake(buffer):
+                path = f"{module_path}.{name}" if module_path else name
+                buffers[path] = buffer.detach().clone()
     try:
         yield
     finally:

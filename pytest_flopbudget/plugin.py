@@ -1,18 +1,19 @@
 """pytest hooks and wiring: options, marker, fixture, and the session manager.
 
 No arithmetic and no formatting here; each hook hands its data to the module that owns it.
+Tests that neither count nor carry a budget cost one dictionary look-up per hook, and the
+report writers are imported only when a run has something to report: suites that do not use
+the plugin should not pay for it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from . import baseline as baseline_file
-from .baseline import Baseline, BaselineError
 from .budget import (
     MARKER_NAME,
     ON_EXCEED_CHOICES,
@@ -30,11 +31,12 @@ from .config import (
     load_settings,
 )
 from .fixture import FlopCounter
-from .record import TestRecord
-from .regression import against_baseline, tighten_note
-from .reports import json_report, junit, markdown, table, update
-from .stale import StaleEntry, find_stale
-from .verdict import ERROR, Verdict, judge
+from .verdict import ERROR
+
+if TYPE_CHECKING:
+    from .baseline import Baseline
+    from .record import TestRecord
+    from .stale import StaleEntry
 
 HELP_JSON = "write a machine-readable report of every count and verdict to PATH"
 HELP_MARKDOWN = "write a Markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY when set)"
@@ -56,7 +58,7 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 COUNTER_KEY = pytest.StashKey[FlopCounter]()
 BUDGETS_KEY = pytest.StashKey[list[Budget]]()
 OPTIONS_KEY = pytest.StashKey[CountOptions]()
-RECORD_KEY = pytest.StashKey[TestRecord]()
+RECORD_KEY = pytest.StashKey["TestRecord"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,13 +89,15 @@ def pytest_configure(config: pytest.Config) -> None:
     notes: list[str] = []
     baseline: Baseline | None = None
     if settings.baseline_path is not None:
+        from . import baseline as baseline_file
+
         try:
             baseline = baseline_file.load(settings.baseline_path)
-        except BaselineError as error:
+        except baseline_file.BaselineError as error:
             if not settings.update:
                 raise pytest.UsageError(f"pytest-flopbudget: {error}") from None
             notes.append(f"{error}; it will be rewritten")
-            baseline = Baseline(settings.baseline_path, {}, exists=False)
+            baseline = baseline_file.Baseline(settings.baseline_path, {}, exists=False)
         if not baseline.exists and not settings.update:
             notes.append(
                 f"baseline {settings.baseline_path} does not exist yet; "
@@ -132,6 +136,7 @@ class FlopBudgetManager:
         self.seen: set[str] = set()
         self.ran: set[str] = set()
         self.stale: list[StaleEntry] = []
+        self.pending: dict[str, TestRecord] = {}
         self.notes: list[tuple[str, dict[str, bool]]] = [(note, {"yellow": True}) for note in notes]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -140,6 +145,8 @@ class FlopBudgetManager:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if item.get_closest_marker(MARKER_NAME) is None:
+            return
         budgets: list[Budget] = []
         options: dict[str, str] = {}
         problem = None
@@ -159,29 +166,42 @@ class FlopBudgetManager:
         item.stash[BUDGETS_KEY] = budgets
         item.stash[OPTIONS_KEY] = count_options(self.settings, options)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
-        try:
-            result = yield
-        except BaseException:
-            self._conclude(item, test_failed=True)
-            raise
-        verdicts = self._conclude(item, test_failed=False)
-        failing = [verdict.message for verdict in verdicts if verdict.fails_test]
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        """Runs after the test body, and only if it passed: over budget fails the test here."""
+        if not self._involved(item):
+            return
+        record = self._conclude(item, test_failed=False)
+        failing = [verdict.message for verdict in record.verdicts if verdict.fails_test]
         if failing:
             pytest.fail("\n\n".join(failing), pytrace=False)
-        return result
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
-        result = yield
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        """After the fixtures' teardown: budgets that named nothing counted error the test."""
+        if not self._involved(item):
+            return
         record = item.stash.get(RECORD_KEY, None)
-        errors = [v.message for v in record.verdicts if v.status == ERROR] if record else []
+        if record is None:  # the body failed or skipped: record what it counted, judge nothing
+            record = self._conclude(item, test_failed=True)
+        self.pending[item.nodeid] = record
+        errors = [v.message for v in record.verdicts if v.status == ERROR]
         if errors:
             pytest.fail("\n".join(errors), pytrace=False)
-        return result
 
-    def _conclude(self, item: pytest.Item, *, test_failed: bool) -> list[Verdict]:
+    def _involved(self, item: pytest.Item) -> bool:
+        return (
+            COUNTER_KEY in item.stash
+            or BUDGETS_KEY in item.stash
+            or item.nodeid in self.settings.budgets_by_nodeid
+        )
+
+    def _conclude(self, item: pytest.Item, *, test_failed: bool) -> TestRecord:
+        from .record import TestRecord
+        from .regression import against_baseline, tighten_note
+        from .reports import junit
+        from .verdict import judge
+
         counter = item.stash.get(COUNTER_KEY, None)
         counts = list(counter.counts) if counter is not None else []
         budgets = item.stash.get(BUDGETS_KEY, [])
@@ -198,48 +218,65 @@ class FlopBudgetManager:
             tighten_note(against_baseline(verdict, self.baseline, self.settings), self.settings)
             for verdict in verdicts
         ]
-        if counts or verdicts:
-            position = self.positions.get(item.nodeid, len(self.positions))
-            item.stash[RECORD_KEY] = TestRecord(item.nodeid, position, counts, verdicts)
-            item.user_properties.extend(junit.properties(verdicts))
-        return verdicts
+        position = self.positions.get(item.nodeid, len(self.positions))
+        record = TestRecord(item.nodeid, position, counts, verdicts)
+        item.stash[RECORD_KEY] = record
+        item.user_properties.extend(junit.properties(verdicts))
+        return record
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        record = item.stash.get(RECORD_KEY, None)
-        if report.when == "teardown" and record is not None:
-            # a plain JSON string in the report's __dict__ travels with it from xdist workers
-            setattr(report, REPORT_ATTRIBUTE, record.to_json())
-        return report
-
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.seen.add(report.nodeid)
         if report.when == "call":
             self.ran.add(report.nodeid)
-        if report.when == "teardown":
+        elif report.when == "teardown":
+            record = self.pending.pop(report.nodeid, None)
+            if record is not None and (record.counts or record.verdicts):
+                # a plain JSON string in the report's __dict__ travels with it from xdist
+                # workers (tryfirst: before xdist serializes the report)
+                setattr(report, REPORT_ATTRIBUTE, record.to_json())
             payload = getattr(report, REPORT_ATTRIBUTE, None)
             if isinstance(payload, str):
+                from .record import TestRecord
+
                 self.records.append(TestRecord.from_json(payload))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
             return  # xdist worker: the controller writes the reports
+        if not self._has_work():
+            return
+        from .record import TestRecord
+        from .reports.update import UpdateError
+        from .stale import find_stale
+
         records = sorted(self.records, key=TestRecord.sort_key)
         full_run = _is_full_run(session)
         if full_run:
             self.stale = find_stale(self.settings, self.baseline, records, self.seen, self.ran)
         try:
             self._write_reports(records, full_run)
-        except (OSError, update.UpdateError) as error:
+        except (OSError, UpdateError) as error:
             self.notes.append((f"pytest-flopbudget: {error}", {"red": True, "bold": True}))
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def _has_work(self) -> bool:
+        """Anything to report: counts, or budgets and a baseline that may have gone stale."""
+        settings = self.settings
+        return bool(
+            self.records
+            or settings.budgets_by_nodeid
+            or settings.budgets_by_name
+            or self.baseline is not None
+            or settings.update
+        )
+
     def _write_reports(self, records: list[TestRecord], full_run: bool) -> None:
+        from . import baseline as baseline_file
+        from .reports import json_report, markdown, update
+
         settings = self.settings
         with_baseline = self.baseline is not None
         if settings.json_path is not None:
@@ -274,15 +311,19 @@ class FlopBudgetManager:
             )
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        records = sorted(self.records, key=TestRecord.sort_key)
-        table.write(
-            terminalreporter,
-            records,
-            self.settings,
-            self.config.get_verbosity(),
-            with_baseline=self.baseline is not None,
-            stale=self.stale,
-        )
+        if self.records or self.stale:
+            from .record import TestRecord
+            from .reports import table
+
+            records = sorted(self.records, key=TestRecord.sort_key)
+            table.write(
+                terminalreporter,
+                records,
+                self.settings,
+                self.config.get_verbosity(),
+                with_baseline=self.baseline is not None,
+                stale=self.stale,
+            )
         for line, markup in self.notes:
             terminalreporter.write_line(line, **markup)
 

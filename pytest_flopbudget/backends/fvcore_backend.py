@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..count import RawCount
-from ..formulas import FVCORE_HANDLES
+from ..formulas import fvcore_overrides
 from ..inputs import TensorCall, strip_prefix
 from ..op_policy import split_uncounted
 
@@ -20,7 +20,7 @@ def count_with_fvcore(
 
     call = TensorCall(model, args, kwargs)
     analysis = FlopCountAnalysis(call, call.tensors)
-    analysis.set_op_handle(**FVCORE_HANDLES)
+    analysis.set_op_handle(**fvcore_overrides())
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     analysis.tracer_warnings("none")
