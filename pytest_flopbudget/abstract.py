@@ -26,7 +26,8 @@ Counting is done by the torch backend only: a JIT trace needs real data.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -98,9 +99,17 @@ def is_abstract(obj: object) -> bool:
     """Whether a tensor, a module (any parameter or buffer) or a nest of tensors is abstract.
 
     Abstract means fake (made in an :class:`AbstractScope`) or on the meta device: there is no
-    data, so only a backend that never reads data (the torch backend) can count it.
+    data, so only a backend that never reads data (the torch backend) can count it. Every real
+    count asks this, so it walks the tensors without labelling them.
     """
-    return any(_kind(tensor) != "real" for _, tensor in _labelled_tensors(obj))
+    if isinstance(obj, torch.nn.Module):
+        tensors: Iterable[Any] = itertools.chain(obj.parameters(), obj.buffers())
+    else:
+        tensors = pytree.tree_leaves(obj)
+    return any(
+        isinstance(tensor, torch.Tensor) and (isinstance(tensor, FakeTensor) or tensor.is_meta)
+        for tensor in tensors
+    )
 
 
 def check_consistent(
