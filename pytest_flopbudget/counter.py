@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 
@@ -42,13 +42,14 @@ def count_model(
         raise CountError(f"{label}: {error}") from None
     from .abstract import is_abstract
 
-    abstract = is_abstract(model) or is_abstract((args, kwargs))
+    state = _ModelState.of(model)
+    abstract = state.abstract or is_abstract((args, kwargs))
     train = mode == "train"
     if abstract or train:
         backend = "torch"
     count_backend = get_backend(backend, train=train)
     try:
-        with _model_left_as_found(model), _quiet(), torch.set_grad_enabled(grad or train):
+        with _quiet(), torch.set_grad_enabled(grad or train):
             raw = count_backend(model, args, kwargs)
     except Exception as error:  # the tracer's own errors are many and undocumented
         if type(error).__name__ == "AbstractInputError":
@@ -57,12 +58,13 @@ def count_model(
             f"{label}: {backend} could not count this model: {type(error).__name__}: "
             f"{_first_line(error)}"
         ) from None
-    params = sum(p.numel() for p in model.parameters())
+    finally:
+        state.restore()
     return Count(
         name=label,
         flops=raw.macs * flops_per_mac,
         macs=raw.macs,
-        params=int(params),
+        params=state.params,
         flops_per_mac=flops_per_mac,
         backend=backend,
         by_module={path: macs * flops_per_mac for path, macs in raw.by_module_macs.items() if path},
@@ -86,38 +88,53 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def _model_left_as_found(model: torch.nn.Module) -> Iterator[None]:
-    """Restore train/eval flags, requires_grad and buffers (BatchNorm statistics) afterwards.
+@dataclass
+class _ModelState:
+    """What counting must leave as it found, read in one walk over the modules.
 
     Buffers are saved for modules in training mode only: that is when forward passes update
     them (running statistics); in eval mode they are read, not written.
     """
-    modes = {module: module.training for module in model.modules()}
-    requires_grad = {param: param.requires_grad for param in model.parameters()}
-    buffers: dict[str, Any] = {}
-    for module_path, module in model.named_modules():
-        if not module.training:
-            continue
-        for name, buffer in module.named_buffers(recurse=False):
-            if buffer is not None and not _is_fake(buffer):
-                path = f"{module_path}.{name}" if module_path else name
-                buffers[path] = buffer.detach().clone()
-    try:
-        yield
-    finally:
-        for module, training in modes.items():
+
+    modes: list[tuple[torch.nn.Module, bool]] = field(default_factory=list)
+    requires_grad: dict[int, tuple[torch.nn.Parameter, bool]] = field(default_factory=dict)
+    buffers: list[tuple[torch.nn.Module, str, torch.Tensor]] = field(default_factory=list)
+    abstract: bool = False
+
+    @classmethod
+    def of(cls, model: torch.nn.Module) -> _ModelState:
+        state = cls()
+        for module in model.modules():
+            state.modes.append((module, module.training))
+            for param in module._parameters.values():
+                if param is not None:
+                    state.requires_grad[id(param)] = (param, param.requires_grad)
+                    state.abstract = state.abstract or _is_abstract(param)
+            for name, buffer in module._buffers.items():
+                if buffer is None:
+                    continue
+                if _is_abstract(buffer):
+                    state.abstract = True
+                elif module.training:
+                    state.buffers.append((module, name, buffer.detach().clone()))
+        return state
+
+    @property
+    def params(self) -> int:
+        return sum(param.numel() for param, _ in self.requires_grad.values())
+
+    def restore(self) -> None:
+        for module, training in self.modes:
             module.training = training
-        for param, flag in requires_grad.items():
-            param.requires_grad_(flag)
-        if buffers:
-            current = dict(model.named_buffers())
-            with torch.no_grad():
-                for path, saved in buffers.items():
-                    buffer = current.get(path)
-                    if buffer is not None and buffer.shape == saved.shape:
-                        buffer.copy_(saved)
+        for param, flag in self.requires_grad.values():
+            if param.requires_grad != flag:
+                param.requires_grad_(flag)
+        with torch.no_grad():
+            for module, name, saved in self.buffers:
+                buffer = module._buffers.get(name)
+                if buffer is not None and buffer.shape == saved.shape:
+                    buffer.copy_(saved)
 
 
-def _is_fake(tensor: torch.Tensor) -> bool:
-    return tensor.device.type == "meta" or type(tensor).__name__ == "FakeTensor"
+def _is_abstract(tensor: torch.Tensor) -> bool:
+    return tensor.is_meta or type(tensor).__name__ == "FakeTensor"

@@ -105,7 +105,7 @@ def test_wrong_shape(flops):
     flops(WrongShape(), torch.randn(2, 3))
 
 def test_no_tensor_output(flops):
-    flops(NoTensors(), torch.randn(2, 3))
+    flops(NoTensors(), {"x": torch.randn(2, 3)})
 
 def test_not_a_module(flops):
     flops(lambda x: x, torch.randn(2))

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from ..count import RawCount
 from ..formulas import fvcore_overrides
-from ..inputs import TensorCall, output_tensors, strip_prefix
+from ..inputs import TensorCall, strip_prefix
 from ..op_policy import split_uncounted
 
 
@@ -20,20 +17,13 @@ def count_with_fvcore(
 ) -> RawCount:
     """Trace the model itself when it takes only tensors; else (keyword inputs, flags) or when
     its outputs are not traceable (cache objects, None), through :class:`TensorCall`."""
-    with _fvcore_quiet():
-        if not kwargs and all(isinstance(arg, torch.Tensor) for arg in args):
-            outputs: list[object] = []
-            hook = model.register_forward_hook(lambda _m, _i, out: outputs.append(out))
-            try:
-                count = _analyse(model, args, prefix=None)
-            except Exception:  # e.g. outputs the tracer cannot flatten: retry, wrapped
-                count = None
-            finally:
-                hook.remove()
-            if count is not None and all(output_tensors(out) for out in outputs):
-                return count
-        call = TensorCall(model, args, kwargs)
-        return _analyse(call, call.tensors, prefix=TensorCall.PREFIX)
+    if not kwargs and all(isinstance(arg, torch.Tensor) for arg in args):
+        try:
+            return _analyse(model, args, prefix=None)
+        except Exception:  # e.g. outputs the tracer cannot flatten: retry, wrapped
+            pass
+    call = TensorCall(model, args, kwargs)
+    return _analyse(call, call.tensors, prefix=TensorCall.PREFIX)
 
 
 def _analyse(module: torch.nn.Module, tensors: tuple[Any, ...], prefix: str | None) -> RawCount:
@@ -43,7 +33,7 @@ def _analyse(module: torch.nn.Module, tensors: tuple[Any, ...], prefix: str | No
     analysis.set_op_handle(**fvcore_overrides())
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
-    analysis.tracer_warnings("none")
+    analysis.tracer_warnings("none")  # with these three off, fvcore logs nothing
     total = int(analysis.total())
     by_module = analysis.by_module()
     by_module = (
@@ -51,15 +41,3 @@ def _analyse(module: torch.nn.Module, tensors: tuple[Any, ...], prefix: str | No
     )
     unknown, ignored = split_uncounted(analysis.unsupported_ops())
     return RawCount(macs=total, by_module_macs=by_module, unknown_ops=unknown, ignored_ops=ignored)
-
-
-@contextmanager
-def _fvcore_quiet() -> Iterator[None]:
-    """fvcore logs skipped ops and uncalled modules; the plugin reports those itself."""
-    logger = logging.getLogger("fvcore")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
