@@ -104,11 +104,27 @@ def is_abstract(obj: object) -> bool:
     """
     if isinstance(obj, torch.nn.Module):
         tensors: Iterable[Any] = itertools.chain(obj.parameters(), obj.buffers())
+    elif isinstance(obj, torch.Tensor):
+        tensors = (obj,)
+    elif _plain_tensor_call(obj):
+        tensors = obj[0]  # type: ignore[index]
     else:
         tensors = pytree.tree_leaves(obj)
     return any(
         isinstance(tensor, torch.Tensor) and (isinstance(tensor, FakeTensor) or tensor.is_meta)
         for tensor in tensors
+    )
+
+
+def _plain_tensor_call(obj: object) -> bool:
+    """``((tensor, ...), {})``: the common inputs, checked without flattening."""
+    return (
+        isinstance(obj, tuple)
+        and len(obj) == 2
+        and isinstance(obj[0], tuple)
+        and isinstance(obj[1], dict)
+        and not obj[1]
+        and all(isinstance(arg, torch.Tensor) for arg in obj[0])
     )
 
 

@@ -125,7 +125,8 @@ class _ModelState:
 
     def restore(self) -> None:
         for module, training in self.modes:
-            module.training = training
+            if module.training != training:
+                module.training = training
         for param, flag in self.requires_grad.values():
             if param.requires_grad != flag:
                 param.requires_grad_(flag)

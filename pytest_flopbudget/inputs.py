@@ -51,6 +51,8 @@ def private_copies(
     forward: counting a decoding step twice with one cache would count two different steps.
     Tensors are passed as they are (models do not write into their inputs).
     """
+    if not kwargs and all(isinstance(arg, torch.Tensor) for arg in args):
+        return args, kwargs  # the common case, nothing to copy
     leaves, spec = pytree.tree_flatten((args, kwargs))
     copied = []
     for leaf in leaves:
