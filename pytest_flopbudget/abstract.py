@@ -143,7 +143,8 @@ def check_consistent(
         raise AbstractInputError(_mixed_message(tensors))
     if kinds != {"fake"}:
         return None
-    modes = {id(tensor.fake_mode): tensor.fake_mode for _, tensor in tensors}
+    fakes = [tensor for _, tensor in tensors if isinstance(tensor, FakeTensor)]
+    modes = {id(tensor.fake_mode): tensor.fake_mode for tensor in fakes}
     if len(modes) > 1:
         first, other = _first_of_each_mode(tensors)
         raise AbstractInputError(
@@ -186,7 +187,7 @@ _Labelled = tuple[str, torch.Tensor]
 def _labelled_tensors(obj: object) -> list[_Labelled]:
     """Every tensor in ``obj`` with a name a user recognises (``parameter 'fc.weight'``)."""
     if isinstance(obj, torch.nn.Module):
-        found = [(f"parameter {path!r}", p) for path, p in obj.named_parameters()]
+        found: list[_Labelled] = [(f"parameter {path!r}", p) for path, p in obj.named_parameters()]
         found += [(f"buffer {path!r}", b) for path, b in obj.named_buffers() if b is not None]
         return found
     if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], dict):

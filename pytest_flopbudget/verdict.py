@@ -142,15 +142,15 @@ def judge(
         counts = [replace(count, unknown_ops={}) for count in counts]
     subjects = group_by_name(counts)
     named: dict[str, Budget] = {}
-    for budget in marker_budgets:  # closest marker first
-        if budget.name is not None:
-            named.setdefault(budget.name, budget)
-    unnamed = [budget for budget in marker_budgets if budget.name is None]
+    for marker_budget in marker_budgets:  # closest marker first
+        if marker_budget.name is not None:
+            named.setdefault(marker_budget.name, marker_budget)
+    unnamed = [b for b in marker_budgets if b.name is None]
     test_budget = unnamed[0] if unnamed else settings.budgets_by_nodeid.get(nodeid)
 
     verdicts: list[Verdict] = []
     for name, subject in subjects.items():
-        budget = named.get(name)
+        budget: Budget | None = named.get(name)
         if budget is None and test_budget is None:
             budget = settings.budgets_by_name.get(name)
         if budget is not None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..config import Settings
+
+if TYPE_CHECKING:
+    from ..hardware import Device
 from ..units import format_quantity
 from ..verdict import Verdict
 
@@ -19,13 +23,13 @@ def baseline_cell(verdict: Verdict) -> str:
     return f"{verdict.macs / verdict.baseline_macs - 1:+.1%}"
 
 
-def hardware_columns(settings: Settings) -> list[tuple[str, object, str]]:
+def hardware_columns(settings: Settings) -> list[tuple[str, Device, str]]:
     """(column label, device, dtype) for every ``--flop-budget-hardware`` spec."""
     if not settings.hardware:
         return []
     from ..hardware import parse_hardware_spec
 
-    columns = []
+    columns: list[tuple[str, Device, str]] = []
     for spec in settings.hardware:
         device, dtype = parse_hardware_spec(spec)
         columns.append((f"{device.name} {dtype} >=", device, dtype))
@@ -54,7 +58,7 @@ def cells(verdict: Verdict, settings: Settings, *, short_test: bool = False) -> 
         from ..hardware import format_seconds, ideal_seconds
 
         for label, device, dtype in hardware_columns(settings):
-            row[label] = format_seconds(ideal_seconds(verdict.macs, device, dtype))  # type: ignore[arg-type]
+            row[label] = format_seconds(ideal_seconds(verdict.macs, device, dtype))
     return row
 
 
