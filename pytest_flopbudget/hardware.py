@@ -80,7 +80,7 @@ def load_devices() -> dict[str, Device]:
     The file is small and read afresh on each call, so every caller gets its own devices and no
     caller can change the figures another one sees.
     """
-    text = resources.files("pytest_flopbudget").joinpath("data", _DATA_FILE).read_text("utf-8")
+    text = (resources.files("pytest_flopbudget") / "data" / _DATA_FILE).read_text("utf-8")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
