@@ -1,0 +1,754 @@
+"""Render BENCHMARKS.md from ``bench/results/*.json`` (written by ``bench/run.py``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from _counters import TOOL_LABELS
+from _models import label
+
+GB = 1e9
+MIB = 2**20
+
+
+def _load(results: Path, name: str) -> dict[str, Any] | None:
+    path = results / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _s(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} MiB"
+
+
+def _gb(mib: float) -> str:
+    return f"{mib * MIB / GB:.2f} GB"
+
+
+def _macs(macs: int | None) -> str:
+    if macs is None:
+        return "-"
+    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if macs >= scale:
+            return f"{macs / scale:.4f} {unit}"
+    return str(macs)
+
+
+def _params(params: int | None) -> str:
+    if params is None:
+        return "-"
+    return f"{params / 1e9:.3f} B" if params >= 1e9 else f"{params / 1e6:.3f} M"
+
+
+def _verdict(ok: bool) -> str:
+    return "pass" if ok else "**MISSED**"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _run_line(meta: dict[str, Any]) -> str:
+    quick = " **(quick run: fewer repetitions)**" if meta["quick"] else ""
+    return (
+        f"Run {meta['started']} by `{meta['command']}` in {meta['duration_s']:.0f} s; load "
+        f"average {meta['load_before']} before, {meta['load_after']} after.{quick}"
+    )
+
+
+# 1 ------------------------------------------------------------------------------------------
+
+
+def _overhead(data: dict[str, Any]) -> tuple[list[str], list[str]]:
+    target = data["target"]
+    rows, torch_rows, summary = [], [], []
+    all_ok = True
+    met = 0
+    for row in data["rows"]:
+        name = label(row["model"])
+        if "error" in row:
+            rows.append([name, row["error"], *[""] * 7])
+            all_ok = False
+            continue
+        best, macs = row["best_s"], row["macs"]
+        ratio = best["plugin_fvcore"] / best["bare_fvcore_no_grad"]
+        ratio_as_written = best["plugin_fvcore"] / best["bare_fvcore"]
+        times = row["times_s"]
+        ratio_medians = median(times["plugin_fvcore"]) / median(times["bare_fvcore_no_grad"])
+        ok = ratio <= target
+        all_ok &= ok
+        same = "same" if macs["plugin_fvcore"] == macs["bare_fvcore"] else "differ"
+        rows.append(
+            [
+                name,
+                _s(best["bare_fvcore"]),
+                _s(best["bare_fvcore_no_grad"]),
+                _s(best["plugin_fvcore"]),
+                f"**{ratio:.3f}**",
+                f"{ratio_as_written:.3f}",
+                f"{ratio_medians:.3f}",
+                f"{_macs(macs['bare_fvcore'])} / {_macs(macs['plugin_fvcore'])} ({same})",
+                _verdict(ok),
+            ]
+        )
+        torch_rows.append(
+            [
+                name,
+                _s(best["bare_flop_counter_mode"]),
+                _s(best["plugin_torch"]),
+                f"{best['plugin_torch'] / best['bare_flop_counter_mode']:.3f}",
+                f"{_macs(macs['bare_flop_counter_mode'])} / {_macs(macs['plugin_torch'])}",
+            ]
+        )
+        summary.append(f"{row['model']} {ratio:.2f}")
+        met += ok
+    repeat = ", ".join(f"{row['model']} {row['repeat']}" for row in data["rows"])
+    text = [
+        "## 1. Counting overhead",
+        "",
+        _run_line(data["meta"]),
+        "",
+        "The plugin's `flops(model, inputs)` (the fixture's own callable, default fvcore "
+        "backend) against bare `FlopCountAnalysis(model, inputs).total()` on the same model "
+        f"object in the same process, interleaved, best of N ({repeat}). The plugin counts "
+        "under `torch.no_grad()`, so the ratio that is judged is against bare fvcore under "
+        "`no_grad` too; bare fvcore exactly as written (grad on) is the next column. Target: "
+        f"ratio <= {target:.2f}.",
+        "",
+        _table(
+            [
+                "model",
+                "bare fvcore (as written)",
+                "bare fvcore, no_grad",
+                "plugin `flops(...)`",
+                "ratio (vs no_grad)",
+                "ratio (vs as written)",
+                "ratio of medians (vs no_grad)",
+                "MACs bare / plugin",
+                "target <= 1.10",
+            ],
+            rows,
+        ),
+        "",
+        "For reference (no target), the torch backend against bare `FlopCounterMode` under "
+        "`no_grad` (MACs = its FLOPs / 2):",
+        "",
+        _table(
+            [
+                "model",
+                "bare FlopCounterMode",
+                'plugin `backend="torch"`',
+                "ratio",
+                "MACs bare / plugin",
+            ],
+            torch_rows,
+        ),
+        "",
+    ]
+    text += _attribution(data)
+    text += _overhead_analysis(data, all_ok)
+    line = (
+        f"| 1 | counting overhead, `flops(...)` / bare `FlopCountAnalysis(...).total()` | "
+        f"<= {target:.2f} | {', '.join(summary)} (met on {met} of {len(data['rows'])}) | "
+        f"{_verdict(all_ok)} |"
+    )
+    return text, [line]
+
+
+ATTRIBUTION_STEPS = {
+    "handles": "+ the plugin's op handles",
+    "wrapper": "+ `TensorCall` wrapper",
+    "handles+wrapper": "+ both",
+    "backend": "fvcore backend (`count_with_fvcore`)",
+    "count_model": "`count_model` (= `flops(...)`)",
+    "snapshot": "state snapshot/restore alone",
+    "abstract_check": "`is_abstract` checks alone",
+}
+
+
+def _attribution(data: dict[str, Any]) -> list[str]:
+    """Bare fvcore plus one plugin layer at a time, as ratios to bare (no_grad, best of N)."""
+    rows = []
+    for row in data["rows"]:
+        steps = row.get("attribution")
+        if not steps or "error" in steps:
+            continue
+        bare = steps["bare"]
+        cells = [label(row["model"]), _s(bare)]
+        for step in ATTRIBUTION_STEPS:
+            share = steps[step] / bare
+            cells.append(
+                f"{share:.3f}" if step not in ("snapshot", "abstract_check") else f"+{share:.1%}"
+            )
+        rows.append(cells)
+    if not rows:
+        return []
+    return [
+        "Where the extra time goes (plugin internals timed one layer at a time, under "
+        "`no_grad`, interleaved, best of N; ratios to bare fvcore, the last two columns as "
+        "a share of it):",
+        "",
+        _table(["model", "bare fvcore", *ATTRIBUTION_STEPS.values()], rows),
+        "",
+    ]
+
+
+def _overhead_analysis(data: dict[str, Any], all_ok: bool) -> list[str]:
+    rows = [row for row in data["rows"] if "error" not in row.get("attribution", {"error": 1})]
+    if not rows:
+        return []
+    short = {"ffn": "FFN", "small_cnn": "SmallCNN", "resnet50": "ResNet-50", "bert_base": "BERT"}
+
+    def span(step: str, minus: str = "bare") -> str:
+        parts = []
+        for row in rows:
+            steps = row["attribution"]
+            parts.append(
+                f"{short[row['model']]} {(steps[step] - steps[minus]) / steps['bare']:+.0%}"
+            )
+        return ", ".join(parts)
+
+    fixed = []
+    for row in rows:  # resolvable only where a count is short and steady (milliseconds)
+        steps = row["attribution"]
+        if steps["bare"] < 0.05:
+            extra = steps["count_model"] - steps["backend"]
+            fixed.append(f"{short[row['model']]} {extra * 1000:+.2f} ms")
+    verdict = (
+        "The target is met on every model."
+        if all_ok
+        else "**The target is missed, and the plugin is the cause**: the trace is the same "
+        "in both columns, so the difference is the plugin's own work around it."
+    )
+    return [
+        "### Analysis",
+        "",
+        verdict + " From the attribution table (each layer's cost as a share of bare fvcore; on "
+        "ResNet-50 and BERT single counts vary by a few percent from run to run, so their "
+        "per-layer numbers are rough while their totals are not):",
+        "",
+        "- **The plugin's op handles** (`formulas.fvcore_handle`): fvcore's built-in handles "
+        "are replaced by Python adapters that turn every JIT value of every counted op into a "
+        "shape or constant (`formulas._jit_value`, which also runs two `import` statements per "
+        f"value); {span('handles')} over bare fvcore.",
+        "- **The `TensorCall` wrapper** (`inputs.TensorCall`), which lets fvcore take keyword "
+        "inputs and any output structure: a pytree round trip of the inputs, output "
+        f"gathering and one more module level in every scope name; {span('wrapper')}.",
+        "- **Bookkeeping in `count_with_fvcore`** beyond those two (by-module map with the "
+        "prefix stripped, the unknown/ignored op split, logger level): "
+        f"{span('backend', 'handles+wrapper')}.",
+        "- **Fixed per-call work in `counter.count_model`**: the model-state snapshot "
+        "(`_model_left_as_found` clones every buffer and records every module's flag and "
+        "every parameter's `requires_grad`), two `is_abstract` walks over all parameters and "
+        "inputs, `normalize_inputs`, `warnings.catch_warnings`, the parameter count: "
+        f"{', '.join(fixed)} per call. On the FFN and the small CNN (bare counts of ~1 and "
+        "~5 ms) the wrapper, the bookkeeping and this work are near-constant costs of a few "
+        "tenths of a millisecond in all, which is what makes their ratios large; on "
+        "ResNet-50 and BERT (~0.2 s) the parts of it that can be measured apart are the last "
+        "two columns of the table, 1 to 2 % together.",
+        "",
+        "Proposed fixes (in `pytest_flopbudget/`, outside this benchmark's files): (1) hand "
+        "fvcore the model itself when the inputs are a tuple of tensors (fvcore's trace "
+        "already accepts dict and `ModelOutput` outputs), keeping `TensorCall` for keyword "
+        "or non-tensor inputs only, and strip the prefix only then; (2) hoist the imports out "
+        "of `_jit_value` and convert only the argument positions a formula reads (or keep "
+        "fvcore's own handles for the ops where the plugin's numbers equal fvcore's: linear, "
+        "matmul, conv, the norms); (3) snapshot only what can change: buffers of modules in "
+        "training mode (an eval-mode BatchNorm never updates its statistics), or compare "
+        "`tensor._version` before and after and restore only what moved; (4) one walk over "
+        "the parameters for the abstract check and the parameter count. (1) to (3) remove "
+        "roughly the handles, wrapper and snapshot columns, which would bring ResNet-50 and "
+        "BERT to about bare fvcore's time; for millisecond-sized models a constant cost of a "
+        "few tenths of a millisecond remains, which is a large ratio of a tiny number.",
+        "",
+    ]
+
+
+# 2 ------------------------------------------------------------------------------------------
+
+
+def _idle(data: dict[str, Any]) -> tuple[list[str], list[str]]:
+    ok = data["ratio"] <= data["target"]
+    paired = sorted(data["paired_ratios"])
+    heavy = ", ".join(data["heavy_imports"]) or "none (no torch, fvcore or transformers)"
+    text = [
+        "## 2. Idle overhead",
+        "",
+        _run_line(data["meta"]),
+        "",
+        f"A generated suite of {data['tests']:,} trivial tests (20 files, no `flops` fixture, "
+        "no budgets) in a temporary directory with its own `pytest.ini`, run as "
+        "`python -m pytest -q -p no:cacheprovider` with the plugin and with "
+        f"`-p no:flopbudget` added; {data['repeat']} runs each after one warm-up each, "
+        "interleaved (alternating which goes first), medians compared. Bytecode caching is on "
+        "(`PYTHONDONTWRITEBYTECODE` unset for these runs), as in a user's checkout.",
+        "",
+        _table(
+            ["runs", "median, plugin on", "median, `-p no:flopbudget`", "ratio", "target <= 1.03"],
+            [
+                [
+                    f"full run, {data['repeat']} + {data['repeat']}",
+                    _s(data["median_on_s"]),
+                    _s(data["median_off_s"]),
+                    f"**{data['ratio']:.3f}**",
+                    _verdict(ok),
+                ],
+                [
+                    "`--collect-only` (start-up + collection), same counts",
+                    _s(data["median_collect_on_s"]),
+                    _s(data["median_collect_off_s"]),
+                    f"{data['median_collect_on_s'] / data['median_collect_off_s']:.3f}",
+                    "(no target)",
+                ],
+            ],
+        ),
+        "",
+        f"- All runs, plugin on: {', '.join(f'{t:.2f}' for t in data['on_s'])} s; off: "
+        f"{', '.join(f'{t:.2f}' for t in data['off_s'])} s. Paired ratios (on/off, same "
+        f"round): min {paired[0]:.3f}, median {paired[len(paired) // 2]:.3f}, max "
+        f"{paired[-1]:.3f}.",
+        f"- Start-up imports (`python -X importtime`, collection-only run): the plugin adds "
+        f"{data['plugin_modules']} modules, {data['plugin_import_ms']:.1f} ms of import time. "
+        f"Heavy libraries imported at start-up: {heavy}. torch is imported only by a test "
+        "that counts.",
+        _idle_split(data),
+        "",
+        *_idle_analysis(data, ok),
+    ]
+    line = (
+        f"| 2 | idle overhead, {data['tests']:,} tests without budgets, on / off (median) | "
+        f"<= {data['target']:.2f} | {data['ratio']:.3f} | {_verdict(ok)} |"
+    )
+    return text, [line]
+
+
+def _idle_split(data: dict[str, Any]) -> str:
+    extra = data["median_on_s"] - data["median_off_s"]
+    startup = data["median_collect_on_s"] - data["median_collect_off_s"]
+    per_test_us = (extra - startup) / data["tests"] * 1e6
+    return (
+        f"- Split (medians): the plugin adds {extra * 1000:.0f} ms to the full run, of which "
+        f"{startup * 1000:.0f} ms already appear with `--collect-only` (import, "
+        f"`pytest_configure`, collection hooks) and the other {(extra - startup) * 1000:.0f} "
+        f"ms come from running the tests: about {per_test_us:.0f} us per test."
+    )
+
+
+def _idle_analysis(data: dict[str, Any], ok: bool) -> list[str]:
+    paired = sorted(data["paired_ratios"])
+    noise = (
+        f"Run-to-run noise on this shared 2-core machine is large (paired ratios "
+        f"{paired[0]:.2f} to {paired[-1]:.2f}), so only the medians of the interleaved runs "
+        "and their agreement with the collect-only split are worth reading."
+    )
+    if ok:
+        return ["### Analysis", "", "The target is met. " + noise, ""]
+    return [
+        "### Analysis",
+        "",
+        "**The target is missed, and the plugin is the cause** (nothing else differs between "
+        "the two runs). " + noise + " The overhead has two parts:",
+        "",
+        "- **Start-up**: importing the plugin pulls in every module it has (reports, "
+        "`reports.update` and with it tomlkit, the baseline, markdown and JUnit writers), "
+        f"{data['plugin_modules']} modules and ~{data['plugin_import_ms']:.0f} ms, though a "
+        "run that counts nothing uses none of them; then `pytest_configure` looks for and "
+        "reads pyproject settings.",
+        "- **Per test**: for every test, counted or not, `pytest_runtest_setup` walks the "
+        "markers and builds `CountOptions` (`config.count_options`), the "
+        "`pytest_runtest_call` wrapper runs `_conclude` and so `verdict.judge` on zero counts "
+        "and zero budgets, and `pytest_runtest_makereport` (a wrapper, three times) and "
+        "`pytest_runtest_logreport` (three times) run as well.",
+        "",
+        "Proposed fix (in `pytest_flopbudget/plugin.py` and its imports, outside this "
+        "benchmark's files): import the report writers, tomlkit and the baseline code "
+        "lazily, at session end and only when something was counted or an option asks for "
+        "them; and in `pytest_runtest_setup` mark an item as idle when it has no "
+        "`flop_budget` marker, does not request the `flops` fixture "
+        "(`'flops' not in item.fixturenames`) and no pyproject budget is keyed by its node "
+        "id, so that the call, teardown and makereport hooks return at once for it (the "
+        "`seen`/`ran` sets the stale-entry check needs can still be filled in "
+        "`pytest_runtest_logreport`). That leaves a few microseconds per test and a few "
+        "milliseconds of start-up, well under 3 % of this suite.",
+        "",
+    ]
+
+
+# 3 ------------------------------------------------------------------------------------------
+
+
+def _llm7b(data: dict[str, Any]) -> tuple[list[str], list[str]]:
+    rows, walls, peaks = [], [], []
+    failed = None
+    for index, run in enumerate(data["runs"], 1):
+        if "error" in run:
+            failed = run["error"]
+            rows.append([str(index), failed, "", "", "", "", "", ""])
+            continue
+        cold = run["build_s"] + run["count_times_s"][0]
+        walls.append(cold)
+        peaks.append(run["peak_rss_mib"])
+        rows.append(
+            [
+                str(index),
+                _s(run["import_s"]),
+                _s(run["build_s"]),
+                _s(run["count_times_s"][0]),
+                _s(run["count_s"]),
+                f"**{_s(cold)}**",
+                _s(run["process_wall_s"]),
+                f"**{_mib(run['peak_rss_mib'])}** ({_gb(run['peak_rss_mib'])}), count alone "
+                f"+{run['count_extra_mib']:.0f} MiB",
+            ]
+        )
+    macs = next((run["macs"] for run in data["runs"] if "macs" in run), None)
+    params = next((run["params"] for run in data["runs"] if "params" in run), None)
+    wall_ok = bool(walls) and max(walls) <= data["target_s"] and failed is None
+    rss_ok = bool(peaks) and max(peaks) * MIB / GB <= data["target_rss_gb"] and failed is None
+    text = [
+        "## 3. A 7B-parameter decoder, abstractly",
+        "",
+        _run_line(data["meta"]),
+        "",
+        "transformers' `LlamaForCausalLM` from a Llama-2-7B-shaped `LlamaConfig` (hidden 4096, "
+        "32 layers, 32 heads, intermediate 11008, vocab 32000), built inside the fixture's "
+        "`flops.abstract()` with `input_ids` of shape (1, 2048), counted by `flops(model, "
+        '{"input_ids": ids})` (torch backend, as for every abstract count). Each run is a '
+        "fresh interpreter; peak RSS is the process's VmHWM (imports, build and counts "
+        "included). Wall time judged: building the model plus the first count (what a test "
+        "does); imports and interpreter start are in the process column.",
+        "",
+        f"Count: {macs:,} MACs, {params:,} parameters."
+        if macs is not None and params is not None
+        else "No count.",
+        "",
+        _table(
+            [
+                "run",
+                "import torch + transformers",
+                "build (fake)",
+                "first count",
+                "best of 3 counts",
+                "build + first count",
+                "whole process",
+                "peak RSS (process)",
+            ],
+            rows,
+        ),
+        "",
+        f"Targets: <= {data['target_s']:.0f} s wall: {_verdict(wall_ok)} (worst "
+        f"{max(walls):.2f} s); <= {data['target_rss_gb']} GB peak RSS: {_verdict(rss_ok)} "
+        f"(worst {_gb(max(peaks)) if peaks else '-'}).",
+        "",
+    ]
+    lines = [
+        f"| 3 | Llama-2-7B shape at sequence 2048, build + count, wall | <= "
+        f"{data['target_s']:.0f} s | {max(walls):.2f} s | {_verdict(wall_ok)} |"
+        if walls
+        else f"| 3 | Llama-2-7B, wall | <= {data['target_s']:.0f} s | {failed} | **MISSED** |",
+        f"| 3 | Llama-2-7B shape at sequence 2048, peak RSS of the process | <= "
+        f"{data['target_rss_gb']} GB | {_gb(max(peaks)) if peaks else '-'} | {_verdict(rss_ok)} |",
+    ]
+    good = [run for run in data["runs"] if "error" not in run]
+    if good:
+        imports = min(run["import_s"] for run in good)
+        process = max(run["process_wall_s"] for run in good)
+        text += [
+            "### Analysis",
+            "",
+            (
+                "Both targets are met with a wide margin"
+                if wall_ok and rss_ok
+                else "**A target is missed** (see the table)"
+            )
+            + f": building the fake model takes ~{_s(min(run['build_s'] for run in good))} (no "
+            "weights allocated or initialised) and the count "
+            f"~{_s(min(run['count_s'] for run in good))}; the count itself adds "
+            f"{max(run['count_extra_mib'] for run in good):.0f} MiB. Almost all of the "
+            "process's peak RSS is the imported libraries (torch and transformers). The whole "
+            f"process, interpreter start and imports included, takes up to {_s(process)}, of "
+            f"which {_s(imports)} or more is importing torch and transformers: a test run pays "
+            "that once, whatever it counts"
+            + (
+                f" (read as the wall time of a whole fresh process, the {data['target_s']:.0f} s "
+                "target would be missed, by the imports alone)"
+                if process > data["target_s"]
+                else ""
+            )
+            + ". The count is exact: it equals the closed form in "
+            "`examples/tests/test_llm.py` (which guards this model in the examples' run).",
+            "",
+        ]
+    return text, lines
+
+
+# 4 ------------------------------------------------------------------------------------------
+
+
+def _resnet(data: dict[str, Any]) -> tuple[list[str], list[str]]:
+    rows = []
+    base = next((row["abstract"].get("count_s") for row in data["rows"] if row["batch"] == 1), None)
+    ratio = None
+    for row in data["rows"]:
+        fake, real = row["abstract"], row["real_fvcore"]
+        if "error" in fake:
+            rows.append([str(row["batch"]), fake["error"], "", "", "", "", ""])
+            continue
+        this = fake["count_s"] / base if base else None
+        if row["batch"] == 64:
+            ratio = this
+        real_time = real.get("error") or _s(real.get("count_s"))
+        real_rss = "-" if "error" in real else _mib(real.get("count_peak_rss_mib"))
+        rows.append(
+            [
+                str(row["batch"]),
+                _macs(fake["macs"]),
+                f"**{_s(fake['count_s'])}**",
+                f"{this:.2f}x" if this is not None else "-",
+                _mib(fake["peak_rss_mib"]),
+                real_time,
+                real_rss,
+            ]
+        )
+    ok = ratio is not None and ratio <= data["target_ratio"]
+    text = [
+        "## 4. ResNet-50 at batch 1, 16 and 64",
+        "",
+        _run_line(data["meta"]),
+        "",
+        "transformers' `ResNetForImageClassification(ResNetConfig(num_labels=1000))` "
+        "(ResNet-50's layout), built inside `flops.abstract()` with a (batch, 3, 224, 224) "
+        "input; abstract count time is the best of N counts in a fresh process per batch. "
+        "For scale, the same model with real weights and inputs counted by the default fvcore "
+        "backend (best of two counts, fresh process; its peak is the RSS while counting). "
+        "Target: the "
+        f"abstract count at batch 64 within {data['target_ratio']}x of batch 1.",
+        "",
+        _table(
+            [
+                "batch",
+                "MACs",
+                "abstract count",
+                "vs batch 1",
+                "peak RSS (abstract, process)",
+                "real tensors, fvcore backend",
+                "peak RSS while counting (real)",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    reals = [row["real_fvcore"] for row in data["rows"] if "count_s" in row["real_fvcore"]]
+    if ratio is not None and len(reals) == len(data["rows"]):
+        text += [
+            "### Analysis",
+            "",
+            f"{'The target is met' if ok else '**The target is missed**'}: fake tensors carry "
+            "shapes only, so an abstract count does the same Python and dispatcher work at "
+            f"every batch size ({ratio:.2f}x from batch 1 to 64) and needs no memory for "
+            "activations. Counting real tensors runs the real forward: with the fvcore "
+            f"backend it grows from {_s(reals[0]['count_s'])} at batch 1 to "
+            f"{_s(reals[-1]['count_s'])} at batch 64, and its peak RSS while counting from "
+            f"{_mib(reals[0]['count_peak_rss_mib'])} to {_mib(reals[-1]['count_peak_rss_mib'])}. "
+            "The MACs scale exactly with the batch (4,111,512,576 per image).",
+            "",
+        ]
+    line = (
+        f"| 4 | ResNet-50 abstract count time, batch 64 / batch 1 | <= "
+        f"{data['target_ratio']}x | {ratio:.2f}x | {_verdict(ok)} |"
+        if ratio is not None
+        else "| 4 | ResNet-50 | - | failed | **MISSED** |"
+    )
+    return text, [line]
+
+
+# 5 ------------------------------------------------------------------------------------------
+
+
+def _peers(data: dict[str, Any]) -> tuple[list[str], list[str]]:
+    text = [
+        "## 5. Side by side",
+        "",
+        _run_line(data["meta"]),
+        "",
+        "Every tool on the same models, one fresh process per tool and model (so peak RSS is "
+        "the tool's own); count time is the best of N counts in that process (5; 3 for "
+        "ResNet-50 and BERT, 2 for the 7B decoder), and the first count (warm-up included: a "
+        "test counts once) is shown too. Everything in "
+        "MACs (1 multiply-accumulate = 1): fvcore, ptflops, thop and the plugin report MACs; "
+        "`FlopCounterMode` reports 2 FLOPs per MAC and is halved; calflops' MACs output is "
+        "used. Real weights, except the 7B decoder (27 GB of fp32 weights, more than this "
+        "machine's RAM): it is built fake (`flops.abstract()`) and each tool without "
+        "fake-tensor support of its own is run inside that fake mode; those are also tried on "
+        "the meta device. 'extra while counting' is peak RSS during the counts minus RSS "
+        "before them (VmHWM reset in between); 'process peak' includes imports and the model.",
+        "",
+    ]
+    if data["missing"]:
+        text += [
+            f"Not installed here: {', '.join(data['missing'])} "
+            "(`pip install -r bench/requirements.txt`).",
+            "",
+        ]
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for row in data["rows"]:
+        by_model.setdefault(row["model"], []).append(row)
+    for model, rows in by_model.items():
+        reference = next(
+            (r.get("macs") for r in rows if r["tool"] == "plugin-fvcore" and "macs" in r), None
+        )
+        table = []
+        for row in rows:
+            tool = TOOL_LABELS[row["tool"]] + ("" if row["kind"] == "real" else f" [{row['kind']}]")
+            if "error" in row:
+                table.append([tool, row["error"].replace("|", "/"), *[""] * 7])
+                continue
+            diff = "-"
+            if reference:
+                delta = (row["macs"] - reference) / reference
+                diff = "=" if row["macs"] == reference else f"{delta:+.2%}"
+            table.append(
+                [
+                    tool,
+                    _macs(row["macs"]),
+                    diff,
+                    _params(row["params"]),
+                    _s(row["count_s"]),
+                    _s(row["count_times_s"][0]),
+                    _mib(row["count_extra_mib"]),
+                    _mib(row["peak_rss_mib"]),
+                    row.get("note", "") or "",
+                ]
+            )
+        text += [
+            f"### {label(model)}",
+            "",
+            _table(
+                [
+                    "tool",
+                    "MACs",
+                    "vs plugin",
+                    "params",
+                    "count time (best)",
+                    "first count",
+                    "extra while counting",
+                    "process peak",
+                    "note",
+                ],
+                table,
+            ),
+            "",
+        ]
+    text += [
+        "### Analysis",
+        "",
+        "- **Counts.** Where the tools disagree, it is over what is counted, not "
+        "arithmetic. Attention: only the plugin counts `scaled_dot_product_attention` (its "
+        "two matmuls, `2*L^2*d` per layer); fvcore, ptflops, thop and calflops do not see "
+        "it, and `FlopCounterMode` has formulas for the CUDA kernels only, not for "
+        "`_scaled_dot_product_flash_attention_for_cpu`, which is what runs on CPU. That is "
+        "BERT's -2.7 % (12 x 2 x 128^2 x 768 = 301,989,888 MACs) and the 7B decoder's "
+        "-7.5 % (32 x 2 x 2048^2 x 4096 = 1,099,511,627,776 MACs). On the CNNs, "
+        "`FlopCounterMode` and calflops count convolutions and matmuls only (no batch norm "
+        "or pooling, -0.5 % to -1.2 %), while ptflops and thop also count activations, "
+        "batch norm and pooling elementwise (+0.4 % to +1.2 %); the plugin keeps fvcore's "
+        "convention, so its fvcore and torch backends agree with bare fvcore everywhere but "
+        "attention. thop's params for BERT leave out the embeddings (it only sums modules it "
+        "has rules for).",
+        "- **Time.** With real tensors every tool runs the model's forward once, so on the "
+        "larger models the times are close; the hook-based tools (ptflops, thop, calflops) "
+        "and the dispatcher-based ones (`FlopCounterMode`, the plugin's torch backend) skip "
+        "the JIT trace that fvcore (bare and as the plugin's default backend) builds and "
+        "walks, and are faster on ResNet-50 and BERT. The first count in a process of a "
+        "dispatcher-based tool includes a one-time warm-up of torch's dispatch-mode "
+        "machinery (about a second here), visible in the 'first count' column on the tiny "
+        "models.",
+        "- **Memory.** Bare fvcore as written traces with grad enabled, so autograd keeps "
+        "activations for a backward that never comes; the plugin counts under `no_grad` and "
+        "its fvcore backend peaks lower on ResNet-50 and BERT.",
+        "- **A 7B decoder.** Only abstract counting can fit it on this machine. On the meta "
+        "device every tool fails inside transformers' rotary embedding "
+        '(`torch.autocast(device_type="meta")`: unsupported scalarType), which is why the '
+        "plugin builds fake tensors instead. Handed the plugin's fake model inside its fake "
+        "mode, fvcore's JIT trace meets a real scalar tensor, thop reads a tensor value "
+        "(data-dependent), calflops fails moving the model between devices; ptflops' hooks "
+        "work on shapes and count it, missing attention like `FlopCounterMode`.",
+        "",
+    ]
+    return text, ["| 5 | side by side with peers | (no target) | see section 5 | - |"]
+
+
+SECTIONS = {
+    "overhead": _overhead,
+    "idle": _idle,
+    "llm7b": _llm7b,
+    "resnet": _resnet,
+    "peers": _peers,
+}
+
+
+def _machine(meta: dict[str, Any]) -> list[str]:
+    m = meta["machine"]
+    versions = m["versions"]
+    rows = [
+        [
+            "CPU",
+            f"{m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable, torch threads {m['torch_threads']})",
+        ],
+        ["RAM", f"{m['ram_gib']} GiB, no GPU"],
+        ["OS", m["os"]],
+        ["Python", m["python"]],
+        *[[name, versions[name]] for name in versions],
+        ["pytest-flopbudget", m["plugin"]],
+    ]
+    return ["## Machine and versions", "", _table(["", ""], rows), ""]
+
+
+def render(results: Path, analysis: str = "") -> str:
+    found = {name: data for name in SECTIONS if (data := _load(results, name)) is not None}
+    out = [
+        "# Benchmarks",
+        "",
+        "Reproduce with one command from the repository root (the project's venv, plus the "
+        "peers of section 5: `pip install -r bench/requirements.txt`, which leaves torch as "
+        "it is):",
+        "",
+        "```bash",
+        "python bench/run.py                  # all five, then this file is rewritten",
+        "python bench/run.py overhead         # or one: overhead | idle | llm7b | resnet | peers",
+        "```",
+        "",
+        "Each benchmark stores its raw numbers in `bench/results/<name>.json`; this file is "
+        "rendered from them by `bench/_report.py` (edit the analysis there, not here). "
+        "Wall times are `time.perf_counter()`; peak RSS is `VmHWM` of a fresh process. "
+        "Counts are in MACs throughout (1 multiply-accumulate = 1, fvcore's convention; "
+        "`FlopCounterMode`'s FLOPs are halved). The machine is shared with other work while "
+        "these run (each section gives the load average before and after), so times are "
+        "best-of-N or medians of interleaved runs, and comparisons are made within one "
+        "process or one interleaved series, never across sections.",
+        "",
+    ]
+    if not found:
+        return "\n".join([*out, "No results yet.", ""])
+    first = next(iter(found.values()))["meta"]
+    out += _machine(first)
+    summary = ["| # | benchmark | target | measured | result |", "|---|---|---|---|---|"]
+    body: list[str] = []
+    for name, data in found.items():
+        text, lines = SECTIONS[name](data)
+        summary += lines
+        body += text
+    out += ["## Summary", "", *summary, "", *body]
+    if analysis:
+        out += [analysis, ""]
+    return "\n".join(out)

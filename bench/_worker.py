@@ -1,0 +1,225 @@
+"""One measurement in a fresh interpreter: ``python bench/_worker.py '<json spec>'``.
+
+Specs (see ``run.py``):
+
+- ``{"task": "count", "tool": ..., "model": ..., "kind": "real|fake|meta", "batch": 1,
+  "repeat": 3}``: build the model, then count it ``repeat`` times. Reports import, build and
+  count times (best and all), the count, RSS before counting, and peak RSS (VmHWM) both over
+  the whole process and during the counts alone (VmHWM is reset before the first count).
+- ``{"task": "overhead", "model": ..., "repeat": 7}``: the plugin's ``flops(...)`` against
+  bare ``FlopCountAnalysis(model, inputs).total()`` (and the torch backend against bare
+  ``FlopCounterMode``), interleaved on one model in one process, best of ``repeat`` each.
+
+The result is printed as one JSON line after ``BENCH-RESULT: ``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+_START = time.perf_counter()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import best_of, emit, mib, reset_peak_rss, status_kib  # noqa: E402
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    first = lines[0] if lines else ""
+    if type(error).__name__ == "ToolFailed":  # the tool's own message names its error
+        return first[:200]
+    return f"{type(error).__name__}: {first}"[:200]
+
+
+def count_task(spec: dict[str, Any]) -> dict[str, Any]:
+    tool = spec["tool"]
+    import _counters
+    import _models
+    import torch  # noqa: F401  (import time is measured apart from the tool's)
+
+    if tool in _counters.PEER_MODULES and tool in _counters.missing_peers():
+        return {"error": f"not installed (pip install -r bench/requirements.txt): {tool}"}
+    if tool in _counters.PEER_MODULES:
+        __import__(_counters.PEER_MODULES[tool])
+    elif tool in ("fvcore", "plugin-fvcore"):
+        import fvcore.nn  # noqa: F401
+    if tool.startswith("plugin"):
+        import pytest_flopbudget.counter  # noqa: F401
+    _models.preload(spec["model"])
+    imported = time.perf_counter()
+    built = _models.build(spec["model"], spec.get("kind", "real"), spec.get("batch", 1))
+    built_at = time.perf_counter()
+    rss_before = status_kib("VmRSS")
+    hwm_before = status_kib("VmHWM")
+    reset_ok = reset_peak_rss()
+    counter = _counters.COUNTERS[tool]
+    result: dict[str, Any] = {
+        "import_s": imported - _START,
+        "build_s": built_at - imported,
+        "rss_before_mib": mib(rss_before),
+    }
+    try:
+        best, times, counted = best_of(lambda: counter(built), spec.get("repeat", 1))
+    except Exception as error:  # a tool's failure is a result: "fails: <reason>"
+        traceback.print_exc()
+        result["error"] = f"fails: {_first_line(error)}"
+        return result
+    hwm_counting = status_kib("VmHWM")
+    result.update(
+        macs=counted.macs,
+        params=counted.params,
+        note=counted.note,
+        count_s=best,
+        count_times_s=times,
+        peak_rss_mib=mib(max(hwm_before, hwm_counting)),
+        count_peak_rss_mib=mib(hwm_counting) if reset_ok else None,
+        count_extra_mib=mib(hwm_counting - rss_before) if reset_ok else None,
+        total_s=time.perf_counter() - _START,
+    )
+    return result
+
+
+def overhead_task(spec: dict[str, Any]) -> dict[str, Any]:
+    import _models
+    import torch
+    from fvcore.nn import FlopCountAnalysis
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pytest_flopbudget.fixture import FlopCounter
+
+    built = _models.build(spec["model"])
+    model, args = built.model, built.args
+    flops = FlopCounter(flops_per_mac=1)
+
+    def bare_fvcore() -> int:
+        return int(FlopCountAnalysis(model, args).total())
+
+    def bare_fvcore_no_grad() -> int:
+        with torch.no_grad():
+            return int(FlopCountAnalysis(model, args).total())
+
+    def plugin_fvcore() -> int:
+        return flops(model, args).macs
+
+    def bare_flop_counter_mode() -> int:
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(*args)
+        return counter.get_total_flops() // 2
+
+    def plugin_torch() -> int:
+        return flops(model, args, backend="torch").macs
+
+    contenders = {
+        "bare_fvcore": bare_fvcore,
+        "bare_fvcore_no_grad": bare_fvcore_no_grad,
+        "plugin_fvcore": plugin_fvcore,
+        "bare_flop_counter_mode": bare_flop_counter_mode,
+        "plugin_torch": plugin_torch,
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    macs: dict[str, int] = {}
+    for _ in range(spec.get("repeat", 7)):  # interleaved: drift hits every contender alike
+        for name, fn in contenders.items():
+            # bare fvcore logs its unsupported ops to stderr (captured by the runner): that
+            # is part of its cost as a user sees it
+            _best, (elapsed,), macs[name] = best_of(fn, 1)
+            times[name].append(elapsed)
+    return {
+        "best_s": {name: min(values) for name, values in times.items()},
+        "times_s": times,
+        "macs": macs,
+        "attribution": _attribution(model, args, 2 * spec.get("repeat", 7)),
+    }
+
+
+def _attribution(model: Any, args: tuple[Any, ...], repeat: int) -> dict[str, Any]:
+    """Where the plugin's extra time goes: bare fvcore plus one plugin layer at a time.
+
+    Uses the plugin's internals (formula handles, the ``TensorCall`` wrapper, the state
+    snapshot); if they have moved, the attribution is left out rather than failing the run.
+    """
+    try:
+        import torch
+        from fvcore.nn import FlopCountAnalysis
+
+        from pytest_flopbudget.abstract import is_abstract
+        from pytest_flopbudget.backends.fvcore_backend import count_with_fvcore
+        from pytest_flopbudget.counter import _model_left_as_found, count_model
+        from pytest_flopbudget.formulas import FVCORE_HANDLES
+        from pytest_flopbudget.inputs import TensorCall, normalize_inputs
+    except ImportError as error:
+        return {"error": f"plugin internals moved: {error}"}
+    call_args, call_kwargs = normalize_inputs(args)
+
+    def bare() -> object:
+        return FlopCountAnalysis(model, args).total()
+
+    def with_handles() -> object:
+        analysis = FlopCountAnalysis(model, args)
+        analysis.set_op_handle(**FVCORE_HANDLES)
+        return analysis.total()
+
+    def with_wrapper() -> object:
+        call = TensorCall(model, call_args, call_kwargs)
+        return FlopCountAnalysis(call, call.tensors).total()
+
+    def with_both() -> object:
+        call = TensorCall(model, call_args, call_kwargs)
+        analysis = FlopCountAnalysis(call, call.tensors)
+        analysis.set_op_handle(**FVCORE_HANDLES)
+        return analysis.total()
+
+    def backend() -> object:
+        return count_with_fvcore(model, call_args, call_kwargs)
+
+    def full() -> object:
+        return count_model(model, args)
+
+    def snapshot() -> None:
+        with _model_left_as_found(model):
+            pass
+
+    def abstract_check() -> object:
+        return is_abstract(model) or is_abstract((call_args, call_kwargs))
+
+    steps = {
+        "bare": bare,
+        "handles": with_handles,
+        "wrapper": with_wrapper,
+        "handles+wrapper": with_both,
+        "backend": backend,
+        "count_model": full,
+        "snapshot": snapshot,
+        "abstract_check": abstract_check,
+    }
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    with torch.no_grad():
+        for _ in range(repeat):
+            for name, fn in steps.items():
+                _best, (elapsed,), _ = best_of(fn, 1)
+                times[name].append(elapsed)
+    return {name: min(values) for name, values in times.items()}
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    warnings.simplefilter("ignore")  # tools' deprecation chatter; the plugin silences its own
+    tasks = {"count": count_task, "overhead": overhead_task}
+    try:
+        result = tasks[spec["task"]](spec)
+    except Exception as error:
+        traceback.print_exc()
+        result = {"error": f"fails: {_first_line(error)}"}
+    result["spec"] = spec
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
