@@ -75,7 +75,12 @@ class Count:
 
 
 def top_modules(by_module: Mapping[str, int], limit: int = 5) -> list[tuple[str, int]]:
-    """Descend from the root while a single child holds all the work, then list the children."""
+    """The heaviest modules at the level where the work splits.
+
+    Descends from the root while one child holds nearly all (90%) of its parent's work and has
+    submodules, so a ``features`` container or a single ``encoder`` is opened up to show what
+    is inside it, while a dominant leaf is shown beside its siblings.
+    """
     prefix = ""
     while True:
         depth = prefix.count(".") + 1 if prefix else 0
@@ -87,11 +92,14 @@ def top_modules(by_module: Mapping[str, int], limit: int = 5) -> list[tuple[str,
             and path.count(".") == depth
             and (not prefix or path.startswith(prefix + "."))
         }
-        if len(children) == 1:
-            prefix = next(iter(children))
-            continue
         if not children:
             return [(prefix, by_module[prefix])][:limit] if prefix else []
+        heaviest = max(children, key=lambda path: (children[path], path))
+        parent = by_module.get(prefix, 0) if prefix else sum(children.values())
+        opens_up = any(path.startswith(heaviest + ".") for path in by_module)
+        if children[heaviest] >= 0.9 * parent and opens_up:
+            prefix = heaviest
+            continue
         ranked = sorted(children.items(), key=lambda item: (-item[1], item[0]))
         return ranked[:limit]
 
