@@ -130,13 +130,19 @@ def test_bad_inputs(flops):
 
 
 def test_counting_survives_warnings_as_errors(project: pytest.Pytester) -> None:
+    # a fresh process: torch and fvcore emit their deprecation warnings on first import
     project.makepyfile(
         f"""
+import torch
+from torch import nn
 from models import FFN, ffn_input
 
-def test_ffn(flops):
+def test_fvcore(flops):
     assert flops(FFN(), ffn_input()).macs == {FFN_MACS}
+
+def test_torch_backend_training_step(flops):
+    assert flops(nn.Linear(4, 2), torch.randn(3, 4), mode="train").macs == 2 * 3 * 4 * 2
 """
     )
-    result = project.runpytest("-W", "error")
-    result.assert_outcomes(passed=1)
+    result = project.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
