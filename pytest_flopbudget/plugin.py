@@ -116,6 +116,9 @@ def flops(request: pytest.FixtureRequest) -> FlopCounter:
     the test, where ``flop_budget`` markers and pyproject budgets check it.
     """
     settings = request.config.stash[SETTINGS_KEY]
+    manager = request.config.pluginmanager.get_plugin("flopbudget-manager")
+    if isinstance(manager, FlopBudgetManager):
+        manager.use_test_hooks()
     options = request.node.stash.get(OPTIONS_KEY, None) or count_options(settings, {})
     counter = FlopCounter(flops_per_mac=settings.flops_per_mac, options=options)
     request.node.stash[COUNTER_KEY] = counter
@@ -135,100 +138,39 @@ class FlopBudgetManager:
         self.positions: dict[str, int] = {}
         self.seen: set[str] = set()
         self.ran: set[str] = set()
+        self.passed: set[str] = set()
         self.stale: list[StaleEntry] = []
         self.pending: dict[str, TestRecord] = {}
+        self.test_hooks: TestHooks | None = None
         self.notes: list[tuple[str, dict[str, bool]]] = [(note, {"yellow": True}) for note in notes]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # xdist workers collect the same items in the same order, so positions agree
         self.positions = {item.nodeid: index for index, item in enumerate(session.items)}
+        if any(self._may_count(item) for item in session.items):
+            self.use_test_hooks()
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        if item.get_closest_marker(MARKER_NAME) is None:
-            return
-        budgets: list[Budget] = []
-        options: dict[str, str] = {}
-        problem = None
-        for marker in item.iter_markers(name=MARKER_NAME):  # closest first
-            where = f"{item.nodeid}: @pytest.mark.{MARKER_NAME}"
-            try:
-                budget = budget_from_marker(marker.args, marker.kwargs, where)
-                marker_options = count_options_from_marker(marker.kwargs, where)
-            except BudgetError as error:
-                problem = str(error)
-                break
-            if budget is not None:
-                budgets.append(budget)
-            options = {**marker_options, **options}
-        if problem is not None:
-            pytest.fail(problem, pytrace=False)
-        item.stash[BUDGETS_KEY] = budgets
-        item.stash[OPTIONS_KEY] = count_options(self.settings, options)
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> None:
-        """Runs after the test body, and only if it passed: over budget fails the test here."""
-        if not self._involved(item):
-            return
-        record = self._conclude(item, test_failed=False)
-        failing = [verdict.message for verdict in record.verdicts if verdict.fails_test]
-        if failing:
-            pytest.fail("\n\n".join(failing), pytrace=False)
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
-        """After the fixtures' teardown: budgets that named nothing counted error the test."""
-        if not self._involved(item):
-            return
-        record = item.stash.get(RECORD_KEY, None)
-        if record is None:  # the body failed or skipped: record what it counted, judge nothing
-            record = self._conclude(item, test_failed=True)
-        self.pending[item.nodeid] = record
-        errors = [v.message for v in record.verdicts if v.status == ERROR]
-        if errors:
-            pytest.fail("\n".join(errors), pytrace=False)
-
-    def _involved(self, item: pytest.Item) -> bool:
+    def _may_count(self, item: pytest.Item) -> bool:
         return (
-            COUNTER_KEY in item.stash
-            or BUDGETS_KEY in item.stash
+            "flops" in getattr(item, "fixturenames", ())
+            or item.get_closest_marker(MARKER_NAME) is not None
             or item.nodeid in self.settings.budgets_by_nodeid
         )
 
-    def _conclude(self, item: pytest.Item, *, test_failed: bool) -> TestRecord:
-        from .record import TestRecord
-        from .regression import against_baseline, tighten_note
-        from .reports import junit
-        from .verdict import judge
-
-        counter = item.stash.get(COUNTER_KEY, None)
-        counts = list(counter.counts) if counter is not None else []
-        budgets = item.stash.get(BUDGETS_KEY, [])
-        options = item.stash.get(OPTIONS_KEY, None) or count_options(self.settings, {})
-        verdicts = judge(
-            item.nodeid,
-            counts,
-            budgets,
-            self.settings,
-            test_failed=test_failed,
-            unknown_ops=options.unknown_ops,
-        )
-        verdicts = [
-            tighten_note(against_baseline(verdict, self.baseline, self.settings), self.settings)
-            for verdict in verdicts
-        ]
-        position = self.positions.get(item.nodeid, len(self.positions))
-        record = TestRecord(item.nodeid, position, counts, verdicts)
-        item.stash[RECORD_KEY] = record
-        item.user_properties.extend(junit.properties(verdicts))
-        return record
+    def use_test_hooks(self) -> None:
+        """Register the per-test hooks (once); the fixture calls it too, for tests that ask
+        for ``flops`` through ``request.getfixturevalue``."""
+        if self.test_hooks is None:
+            self.test_hooks = TestHooks(self)
+            self.config.pluginmanager.register(self.test_hooks, "flopbudget-tests")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.seen.add(report.nodeid)
         if report.when == "call":
             self.ran.add(report.nodeid)
+            if report.passed:
+                self.passed.add(report.nodeid)
         elif report.when == "teardown":
             record = self.pending.pop(report.nodeid, None)
             if record is not None and (record.counts or record.verdicts):
@@ -326,6 +268,110 @@ class FlopBudgetManager:
             )
         for line, markup in self.notes:
             terminalreporter.write_line(line, **markup)
+
+
+class TestHooks:
+    """The per-test hooks, registered only when some test counts or has a budget.
+
+    A suite that does not use the plugin then pays nothing per test for it.
+    """
+
+    __test__ = False  # not a test class
+
+    def __init__(self, manager: FlopBudgetManager) -> None:
+        self.manager = manager
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if item.get_closest_marker(MARKER_NAME) is None:
+            return
+        budgets: list[Budget] = []
+        options: dict[str, str] = {}
+        problem = None
+        for marker in item.iter_markers(name=MARKER_NAME):  # closest first
+            where = f"{item.nodeid}: @pytest.mark.{MARKER_NAME}"
+            try:
+                budget = budget_from_marker(marker.args, marker.kwargs, where)
+                marker_options = count_options_from_marker(marker.kwargs, where)
+            except BudgetError as error:
+                problem = str(error)
+                break
+            if budget is not None:
+                budgets.append(budget)
+            options = {**marker_options, **options}
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
+        item.stash[BUDGETS_KEY] = budgets
+        item.stash[OPTIONS_KEY] = count_options(self.manager.settings, options)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        """Runs after the test body, and only if it passed: over budget fails the test here."""
+        if not self._involved(item):
+            return
+        record = self._conclude(item, test_failed=False)
+        failing = [verdict.message for verdict in record.verdicts if verdict.fails_test]
+        if failing:
+            pytest.fail("\n\n".join(failing), pytrace=False)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        """After the fixtures' teardown: budgets that named nothing counted error the test."""
+        if not self._involved(item):
+            return
+        record = item.stash.get(RECORD_KEY, None)
+        judged_late = record is None
+        if record is None:
+            # Either the body failed or skipped (record what it counted, judge nothing), or it
+            # asked for `flops` at run time, after the call hooks had run: judge it now.
+            passed = item.nodeid in self.manager.passed
+            record = self._conclude(item, test_failed=not passed)
+        self.manager.pending[item.nodeid] = record
+        problems = [
+            v.message
+            for v in record.verdicts
+            if v.status == ERROR or (judged_late and v.fails_test)
+        ]
+        if problems:
+            pytest.fail("\n\n".join(problems), pytrace=False)
+
+    def _involved(self, item: pytest.Item) -> bool:
+        return (
+            COUNTER_KEY in item.stash
+            or BUDGETS_KEY in item.stash
+            or item.nodeid in self.manager.settings.budgets_by_nodeid
+        )
+
+    def _conclude(self, item: pytest.Item, *, test_failed: bool) -> TestRecord:
+        from .record import TestRecord
+        from .regression import against_baseline, tighten_note
+        from .reports import junit
+        from .verdict import judge
+
+        counter = item.stash.get(COUNTER_KEY, None)
+        counts = list(counter.counts) if counter is not None else []
+        budgets = item.stash.get(BUDGETS_KEY, [])
+        options = item.stash.get(OPTIONS_KEY, None) or count_options(self.manager.settings, {})
+        verdicts = judge(
+            item.nodeid,
+            counts,
+            budgets,
+            self.manager.settings,
+            test_failed=test_failed,
+            unknown_ops=options.unknown_ops,
+        )
+        verdicts = [
+            tighten_note(
+                against_baseline(verdict, self.manager.baseline, self.manager.settings),
+                self.manager.settings,
+            )
+            for verdict in verdicts
+        ]
+        position = self.manager.positions.get(item.nodeid, len(self.manager.positions))
+        record = TestRecord(item.nodeid, position, counts, verdicts)
+        item.stash[RECORD_KEY] = record
+        item.user_properties.extend(junit.properties(verdicts))
+        return record
 
 
 def _is_full_run(session: pytest.Session) -> bool:

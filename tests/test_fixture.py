@@ -146,3 +146,24 @@ def test_torch_backend_training_step(flops):
     )
     result = project.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_a_fixture_requested_at_run_time_is_still_checked(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        """
+from models import FFN, ffn_input
+
+def test_plain():
+    pass
+
+def test_dynamic(request):
+    flops = request.getfixturevalue("flops")
+    flops(FFN(), ffn_input())
+"""
+    )
+    project.makefile(".toml", pyproject='[tool.flopbudget.budgets]\n"FFN" = "1 MMACs"\n')
+    result = project.runpytest()
+    result.assert_outcomes(passed=2, errors=1)  # judged after the body: an error at teardown
+    result.stdout.fnmatch_lines(
+        ["*ERROR at teardown of test_dynamic*", "FFN: 1.05 MMACs exceeds budget 1.00 MMACs*"]
+    )
