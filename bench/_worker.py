@@ -151,8 +151,8 @@ def _attribution(model: Any, args: tuple[Any, ...], repeat: int) -> dict[str, An
 
         from pytest_flopbudget.abstract import is_abstract
         from pytest_flopbudget.backends.fvcore_backend import count_with_fvcore
-        from pytest_flopbudget.counter import _model_left_as_found, count_model
-        from pytest_flopbudget.formulas import FVCORE_HANDLES
+        from pytest_flopbudget.counter import _ModelState, count_model
+        from pytest_flopbudget.formulas import fvcore_overrides
         from pytest_flopbudget.inputs import TensorCall, normalize_inputs
     except ImportError as error:
         return {"error": f"plugin internals moved: {error}"}
@@ -163,7 +163,7 @@ def _attribution(model: Any, args: tuple[Any, ...], repeat: int) -> dict[str, An
 
     def with_handles() -> object:
         analysis = FlopCountAnalysis(model, args)
-        analysis.set_op_handle(**FVCORE_HANDLES)
+        analysis.set_op_handle(**fvcore_overrides())
         return analysis.total()
 
     def with_wrapper() -> object:
@@ -173,7 +173,7 @@ def _attribution(model: Any, args: tuple[Any, ...], repeat: int) -> dict[str, An
     def with_both() -> object:
         call = TensorCall(model, call_args, call_kwargs)
         analysis = FlopCountAnalysis(call, call.tensors)
-        analysis.set_op_handle(**FVCORE_HANDLES)
+        analysis.set_op_handle(**fvcore_overrides())
         return analysis.total()
 
     def backend() -> object:
@@ -183,8 +183,7 @@ def _attribution(model: Any, args: tuple[Any, ...], repeat: int) -> dict[str, An
         return count_model(model, args)
 
     def snapshot() -> None:
-        with _model_left_as_found(model):
-            pass
+        _ModelState.of(model).restore()
 
     def abstract_check() -> object:
         return is_abstract(model) or is_abstract((call_args, call_kwargs))
