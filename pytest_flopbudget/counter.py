@@ -42,9 +42,9 @@ def count_model(
         raise CountError(f"{label}: {error}") from None
     from .abstract import is_abstract
 
-    state = _ModelState.of(model)
-    abstract = state.abstract or is_abstract((args, kwargs))
     train = mode == "train"
+    state = _ModelState.of(model, all_buffers=train)
+    abstract = state.abstract or is_abstract((args, kwargs))
     if abstract or train:
         backend = "torch"
     count_backend = get_backend(backend, train=train)
@@ -93,7 +93,8 @@ class _ModelState:
     """What counting must leave as it found, read in one walk over the modules.
 
     Buffers are saved for modules in training mode only: that is when forward passes update
-    them (running statistics); in eval mode they are read, not written.
+    them (running statistics); in eval mode they are read, not written. A training-step count
+    switches every module to training mode, so then every buffer is saved.
     """
 
     modes: list[tuple[torch.nn.Module, bool]] = field(default_factory=list)
@@ -102,7 +103,7 @@ class _ModelState:
     abstract: bool = False
 
     @classmethod
-    def of(cls, model: torch.nn.Module) -> _ModelState:
+    def of(cls, model: torch.nn.Module, *, all_buffers: bool = False) -> _ModelState:
         state = cls()
         for module in model.modules():
             state.modes.append((module, module.training))
@@ -115,7 +116,7 @@ class _ModelState:
                     continue
                 if _is_abstract(buffer):
                     state.abstract = True
-                elif module.training:
+                elif module.training or all_buffers:
                     state.buffers.append((module, name, buffer.detach().clone()))
         return state
 

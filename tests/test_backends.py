@@ -62,6 +62,23 @@ def test_inference(flops):
     project.runpytest().assert_outcomes(passed=2)
 
 
+def test_a_training_step_leaves_an_eval_models_statistics_alone(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        """
+import torch
+from torch import nn
+
+def test_batchnorm_kept(flops):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flops(model, torch.randn(2, 3, 8, 8) * 5 + 3, mode="train")
+    assert not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+"""
+    )
+    project.runpytest().assert_outcomes(passed=1)
+
+
 def test_abstract_models_count_without_memory_and_fake_mode_does_not_leak(
     project: pytest.Pytester,
 ) -> None:
