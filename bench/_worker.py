@@ -149,9 +149,9 @@ def _attribution(model: Any, args: tuple[Any, ...], repeat: int) -> dict[str, An
         import torch
         from fvcore.nn import FlopCountAnalysis
 
-        from pytest_flopbudget.abstract import is_abstract
         from pytest_flopbudget.backends.fvcore_backend import count_with_fvcore
         from pytest_flopbudget.counter import _ModelState, count_model
+        from pytest_flopbudget.fakes import is_abstract
         from pytest_flopbudget.formulas import fvcore_overrides
         from pytest_flopbudget.inputs import TensorCall, normalize_inputs
     except ImportError as error:

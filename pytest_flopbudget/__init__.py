@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
         return count_model
     if name == "abstract":
-        from .abstract import abstract
+        from .fakes import abstract
 
         return abstract
     raise AttributeError(f"module 'pytest_flopbudget' has no attribute {name!r}")

@@ -40,7 +40,7 @@ def count_model(
         args, kwargs = private_copies(*normalize_inputs(inputs))
     except InputError as error:
         raise CountError(f"{label}: {error}") from None
-    from .abstract import is_abstract
+    from .fakes import is_abstract
 
     train = mode == "train"
     state = _ModelState.of(model, all_buffers=train)

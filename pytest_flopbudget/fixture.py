@@ -11,7 +11,7 @@ from .count import Count, CountError
 if TYPE_CHECKING:
     import torch
 
-    from .abstract import AbstractScope
+    from .fakes import AbstractScope
 
 
 class FlopCounter:
@@ -66,7 +66,7 @@ class FlopCounter:
         after the block with the same ``flops(model, inputs)`` call. Fake mode is active only
         inside the block.
         """
-        from .abstract import abstract
+        from .fakes import abstract
 
         return abstract()
 

@@ -47,10 +47,12 @@ HELP_UPDATE = (
 HELP_ON_EXCEED = 'what an over-budget test does: "fail" (default) or "warn" (report only)'
 HELP_HARDWARE = "comma-separated devices (T4,A100:fp16) to show the ideal time on, a lower bound"
 MARKER_HELP = (
-    f"{MARKER_NAME}(gflops=4.1, *, mparams=None, name=None, tolerance=None, on_exceed=None): "
-    "fail the test if the models it counts with the flops fixture exceed this budget. One compute "
-    "unit among flops, kflops, mflops, gflops, tflops, macs, kmacs, mmacs, gmacs, tmacs; params or "
-    "mparams for a model-size guard; name= binds the budget to counts recorded under that name."
+    f"{MARKER_NAME}(gflops=4.1, *, mparams=None, name=None, tolerance=None, on_exceed=None, "
+    "backend=None, mode=None, unknown_ops=None): fail the test if the models it counts with "
+    "the flops fixture exceed this budget. One compute unit among flops, kflops, mflops, "
+    "gflops, tflops, macs, kmacs, mmacs, gmacs, tmacs; params or mparams for a model-size "
+    "guard; name= binds the budget to counts recorded under that name; backend (fvcore, "
+    "torch), mode (inference, train) and unknown_ops (warn, fail, ignore) set how they count."
 )
 REPORT_ATTRIBUTE = "flopbudget"
 

@@ -1,7 +1,7 @@
 """The torch backend: ATen ops seen at the dispatcher, counted with :mod:`..formulas`.
 
 No JIT trace: the model runs eagerly under a ``TorchDispatchMode`` that sees every ATen op,
-so it works on fake and meta tensors (see :mod:`..abstract`), takes any output structure
+so it works on fake and meta tensors (see :mod:`..fakes`), takes any output structure
 (dicts, dataclasses, ``ModelOutput``, cache objects) and can follow ``backward()``.
 
 Which level is counted. An op with a formula is counted once and run with the mode
@@ -91,10 +91,10 @@ def count_with_torch(
     """Count ``model(*args, **kwargs)``; with ``train=True`` a whole training step.
 
     This is the registry's ``(model, args, kwargs)`` backend. Fake inputs are counted under
-    the fake mode they were made in (:func:`..abstract.counting_context` checks they are not
+    the fake mode they were made in (:func:`..fakes.counting_context` checks they are not
     mixed with real tensors first).
     """
-    from ..abstract import counting_context
+    from ..fakes import counting_context
 
     with counting_context(model, args, kwargs):
         if train:
