@@ -6,7 +6,7 @@ budget as written, the status and the message a failing test shows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -93,14 +93,18 @@ class _Subject:
     unknown_ops: dict[str, int]
 
 
+def _added(tallies: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Key-wise sums: per-module FLOPs or per-op occurrences of several counts."""
+    total: dict[str, int] = {}
+    for tally in tallies:
+        for key, value in tally.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
 def _combine(name: str, counts: Sequence[Count], params: int) -> _Subject:
-    by_module: dict[str, int] = {}
-    unknown: dict[str, int] = {}
-    for count in counts:
-        for path, value in count.by_module.items():
-            by_module[path] = by_module.get(path, 0) + value
-        for op, times in count.unknown_ops.items():
-            unknown[op] = unknown.get(op, 0) + times
+    by_module = _added(count.by_module for count in counts)
+    unknown = _added(count.unknown_ops for count in counts)
     backends = sorted({count.backend for count in counts})
     return _Subject(
         name=name,
@@ -167,7 +171,7 @@ def judge(
             params=sum(s.params for s in everything),
             backend="+".join(sorted({s.backend for s in everything})),
             by_module=_sum_modules(everything),
-            unknown_ops=_sum_ops(everything),
+            unknown_ops=_added(s.unknown_ops for s in everything),
         )
         verdicts.append(_check(nodeid, total, test_budget, settings))
     if unknown_ops == "fail":
@@ -196,14 +200,6 @@ def _sum_modules(subjects: Sequence[_Subject]) -> dict[str, int]:
     return {f"{s.name}.{path}": value for s in subjects for path, value in s.by_module.items()} | {
         s.name: s.flops for s in subjects
     }
-
-
-def _sum_ops(subjects: Sequence[_Subject]) -> dict[str, int]:
-    ops: dict[str, int] = {}
-    for subject in subjects:
-        for op, times in subject.unknown_ops.items():
-            ops[op] = ops.get(op, 0) + times
-    return ops
 
 
 def _missing(
