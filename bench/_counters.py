@@ -68,7 +68,7 @@ def _params(built: Built) -> int:
 
 def plugin(backend: str) -> Callable[[Built], Counted]:
     def count(built: Built) -> Counted:
-        from pytest_flopbudget.fixture import FlopCounter
+        from pytest_flopbudget import FlopCounter
 
         result = FlopCounter(flops_per_mac=1)(built.model, built.args, backend=backend)
         note = "" if result.backend == backend else f"counted by the {result.backend} backend"

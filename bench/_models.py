@@ -134,7 +134,7 @@ def build(name: str, kind: str = "real", batch: int = 1) -> Built:
         model, args = factory()
         return Built(model, args)
     if kind == "fake":
-        from pytest_flopbudget.fixture import FlopCounter
+        from pytest_flopbudget import FlopCounter
 
         scope = FlopCounter(flops_per_mac=1).abstract()
         with scope:

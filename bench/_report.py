@@ -155,7 +155,6 @@ def _overhead(data: dict[str, Any]) -> tuple[list[str], list[str]]:
         ),
         "",
     ]
-    text += _attribution(data)
     text += _overhead_analysis(data, all_ok)
     line = (
         f"| 1 | counting overhead, `flops(...)` / bare `FlopCountAnalysis(...).total()` | "
@@ -165,65 +164,7 @@ def _overhead(data: dict[str, Any]) -> tuple[list[str], list[str]]:
     return text, [line]
 
 
-ATTRIBUTION_STEPS = {
-    "handles": "+ the plugin's op handles",
-    "wrapper": "+ `TensorCall` wrapper",
-    "handles+wrapper": "+ both",
-    "backend": "fvcore backend (`count_with_fvcore`)",
-    "count_model": "`count_model` (= `flops(...)`)",
-    "snapshot": "state snapshot/restore alone",
-    "abstract_check": "`is_abstract` checks alone",
-}
-
-
-def _attribution(data: dict[str, Any]) -> list[str]:
-    """Bare fvcore plus one plugin layer at a time, as ratios to bare (no_grad, best of N)."""
-    rows = []
-    for row in data["rows"]:
-        steps = row.get("attribution")
-        if not steps or "error" in steps:
-            continue
-        bare = steps["bare"]
-        cells = [label(row["model"]), _s(bare)]
-        for step in ATTRIBUTION_STEPS:
-            share = steps[step] / bare
-            cells.append(
-                f"{share:.3f}" if step not in ("snapshot", "abstract_check") else f"+{share:.1%}"
-            )
-        rows.append(cells)
-    if not rows:
-        return []
-    return [
-        "Where the extra time goes (plugin internals timed one layer at a time, under "
-        "`no_grad`, interleaved, best of N; ratios to bare fvcore, the last two columns as "
-        "a share of it):",
-        "",
-        _table(["model", "bare fvcore", *ATTRIBUTION_STEPS.values()], rows),
-        "",
-    ]
-
-
 def _overhead_analysis(data: dict[str, Any], all_ok: bool) -> list[str]:
-    rows = [row for row in data["rows"] if "error" not in row.get("attribution", {"error": 1})]
-    if not rows:
-        return []
-    short = {"ffn": "FFN", "small_cnn": "SmallCNN", "resnet50": "ResNet-50", "bert_base": "BERT"}
-
-    def span(step: str, minus: str = "bare") -> str:
-        parts = []
-        for row in rows:
-            steps = row["attribution"]
-            parts.append(
-                f"{short[row['model']]} {(steps[step] - steps[minus]) / steps['bare']:+.0%}"
-            )
-        return ", ".join(parts)
-
-    fixed = []
-    for row in rows:  # resolvable only where a count is short and steady (milliseconds)
-        steps = row["attribution"]
-        if steps["bare"] < 0.05:
-            extra = steps["count_model"] - steps["backend"]
-            fixed.append(f"{short[row['model']]} {extra * 1000:+.2f} ms")
     verdict = (
         "The target is met on every model."
         if all_ok
@@ -233,33 +174,11 @@ def _overhead_analysis(data: dict[str, Any], all_ok: bool) -> list[str]:
     return [
         "### Analysis",
         "",
-        verdict + " From the attribution table (each layer's cost as a share of bare fvcore; "
-        "single counts vary by several percent from run to run on this shared 2-core machine, "
-        "so per-layer numbers are rough):",
-        "",
-        "- **The plugin's op handles** (`formulas.fvcore_overrides()`): only ops fvcore lacks "
-        "or gets wrong (attention kernels, fused MultiheadAttention, RNNs, einsum, matmul "
-        "broadcasting, ...) get the plugin's Python adapters; for linear, conv, the norms and "
-        f"the other ops where the numbers agree, fvcore's own handles are kept: {span('handles')}.",
-        "- **The `TensorCall` wrapper** is used only for keyword inputs, non-tensor arguments "
-        "or outputs the tracer cannot flatten (Hugging Face caches); a call with tensors only "
-        f"traces the model itself. Measured here with the wrapper forced: {span('wrapper')}.",
-        "- **Fixed per-call work in `counter.count_model`**: one walk over the modules records "
-        "train/eval flags and `requires_grad`, checks for fake tensors and counts parameters; "
-        "buffers are saved only for modules in training mode; plain tensor inputs skip the "
-        f"pytree. About {', '.join(fixed) or 'a few hundredths of a millisecond'} per call.",
-        "",
-        "What remains is a near-constant cost of about a tenth of a millisecond per count. On "
-        "ResNet-50 and BERT-base (~0.2 s per count) it is lost in the noise; on the seed "
-        "article's FFN (a ~1 ms count) it is a 5-15 % ratio of a tiny number, and the FFN row "
-        "swings around the 1.10 line from run to run. Ideas not yet done: skip the state walk "
-        "when the model is in eval mode and no parameter requires grad, and reuse the fvcore "
-        "handle table between counts.",
+        verdict + " The benchmarks import only the plugin's public API (`count_model`, "
+        "`FlopCounter`), so they time what a user runs; a layer-by-layer attribution needs "
+        "the internals and is a profiler's job (`python -m cProfile`), not the bench's.",
         "",
     ]
-
-
-# 2 ------------------------------------------------------------------------------------------
 
 
 def _idle(data: dict[str, Any]) -> tuple[list[str], list[str]]:

@@ -50,7 +50,7 @@ def count_task(spec: dict[str, Any]) -> dict[str, Any]:
     elif tool in ("fvcore", "plugin-fvcore"):
         import fvcore.nn  # noqa: F401
     if tool.startswith("plugin"):
-        import pytest_flopbudget.counter  # noqa: F401
+        from pytest_flopbudget import count_model  # noqa: F401
     _models.preload(spec["model"])
     imported = time.perf_counter()
     built = _models.build(spec["model"], spec.get("kind", "real"), spec.get("batch", 1))
@@ -91,7 +91,7 @@ def overhead_task(spec: dict[str, Any]) -> dict[str, Any]:
     from fvcore.nn import FlopCountAnalysis
     from torch.utils.flop_counter import FlopCounterMode
 
-    from pytest_flopbudget.fixture import FlopCounter
+    from pytest_flopbudget import FlopCounter
 
     built = _models.build(spec["model"])
     model, args = built.model, built.args
@@ -135,76 +135,7 @@ def overhead_task(spec: dict[str, Any]) -> dict[str, Any]:
         "best_s": {name: min(values) for name, values in times.items()},
         "times_s": times,
         "macs": macs,
-        "attribution": _attribution(model, args, 2 * spec.get("repeat", 7)),
     }
-
-
-def _attribution(model: Any, args: tuple[Any, ...], repeat: int) -> dict[str, Any]:
-    """Where the plugin's extra time goes: bare fvcore plus one plugin layer at a time.
-
-    Uses the plugin's internals (formula handles, the ``TensorCall`` wrapper, the state
-    snapshot); if they have moved, the attribution is left out rather than failing the run.
-    """
-    try:
-        import torch
-        from fvcore.nn import FlopCountAnalysis
-
-        from pytest_flopbudget.backends.fvcore_backend import count_with_fvcore
-        from pytest_flopbudget.counter import _ModelState, count_model
-        from pytest_flopbudget.fakes import is_abstract
-        from pytest_flopbudget.formulas import fvcore_overrides
-        from pytest_flopbudget.inputs import TensorCall, normalize_inputs
-    except ImportError as error:
-        return {"error": f"plugin internals moved: {error}"}
-    call_args, call_kwargs = normalize_inputs(args)
-
-    def bare() -> object:
-        return FlopCountAnalysis(model, args).total()
-
-    def with_handles() -> object:
-        analysis = FlopCountAnalysis(model, args)
-        analysis.set_op_handle(**fvcore_overrides())
-        return analysis.total()
-
-    def with_wrapper() -> object:
-        call = TensorCall(model, call_args, call_kwargs)
-        return FlopCountAnalysis(call, call.tensors).total()
-
-    def with_both() -> object:
-        call = TensorCall(model, call_args, call_kwargs)
-        analysis = FlopCountAnalysis(call, call.tensors)
-        analysis.set_op_handle(**fvcore_overrides())
-        return analysis.total()
-
-    def backend() -> object:
-        return count_with_fvcore(model, call_args, call_kwargs)
-
-    def full() -> object:
-        return count_model(model, args)
-
-    def snapshot() -> None:
-        _ModelState.of(model).restore()
-
-    def abstract_check() -> object:
-        return is_abstract(model) or is_abstract((call_args, call_kwargs))
-
-    steps = {
-        "bare": bare,
-        "handles": with_handles,
-        "wrapper": with_wrapper,
-        "handles+wrapper": with_both,
-        "backend": backend,
-        "count_model": full,
-        "snapshot": snapshot,
-        "abstract_check": abstract_check,
-    }
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    with torch.no_grad():
-        for _ in range(repeat):
-            for name, fn in steps.items():
-                _best, (elapsed,), _ = best_of(fn, 1)
-                times[name].append(elapsed)
-    return {name: min(values) for name, values in times.items()}
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ config, written out below) and what four counters make of the model:
 All four run under ``torch.no_grad()`` on a model in eval mode, as inference is counted (and
 as the plugin counts by default). Everything is in MACs.
 
-Conventions of the analytic counts (those of ``pytest_flopbudget.formulas``):
+Conventions of the analytic counts (those of ``pytest_flopbudget.counting.formulas``):
 
 * a matrix product (N, K) x (K, M) is N*K*M MACs; a convolution is out_numel * Cin/groups *
   kernel MACs, a transposed one in_numel * Cout/groups * kernel;
@@ -448,7 +448,7 @@ def flop_counter_mode_alone(model: nn.Module, inputs: object) -> int:
 
 def plugin(backend: str) -> Callable[[nn.Module, object], int]:
     def count(model: nn.Module, inputs: object) -> int:
-        from pytest_flopbudget.counter import count_model
+        from pytest_flopbudget import count_model
 
         result = count_model(model, inputs, backend=backend)
         if result.unknown_ops:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .config import CountOptions
-from .count import Count, CountError
+from .budgets.config import CountOptions
+from .counting.count import Count, CountError
 
 if TYPE_CHECKING:
     import torch
 
-    from .fakes import AbstractScope
+    from .counting.fakes import AbstractScope
 
 
 class FlopCounter:
@@ -39,7 +39,7 @@ class FlopCounter:
         mode: str | None = None,
     ) -> Count:
         __tracebackhide__ = True
-        from .counter import count_model  # torch is imported only by tests that count
+        from .counting.counter import count_model  # torch is imported only by tests that count
 
         backend = backend if backend is not None else self._options.backend
         mode = mode if mode is not None else self._options.mode
@@ -66,7 +66,7 @@ class FlopCounter:
         after the block with the same ``flops(model, inputs)`` call. Fake mode is active only
         inside the block.
         """
-        from .fakes import abstract
+        from .counting.fakes import abstract
 
         return abstract()
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .budget import (
+from .budgets.budget import (
     MARKER_NAME,
     ON_EXCEED_CHOICES,
     Budget,
@@ -22,7 +22,7 @@ from .budget import (
     budget_from_marker,
     count_options_from_marker,
 )
-from .config import (
+from .budgets.config import (
     ConfigError,
     CountOptions,
     Settings,
@@ -30,13 +30,13 @@ from .config import (
     find_pyproject,
     load_settings,
 )
+from .budgets.verdict import ERROR
 from .fixture import FlopCounter
-from .verdict import ERROR
 
 if TYPE_CHECKING:
-    from .baseline import Baseline
-    from .record import TestRecord
-    from .stale import StaleEntry
+    from .budgets.baseline import Baseline
+    from .budgets.record import TestRecord
+    from .budgets.stale import StaleEntry
 
 HELP_JSON = "write a machine-readable report of every count and verdict to PATH"
 HELP_MARKDOWN = "write a Markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY when set)"
@@ -91,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
     notes: list[str] = []
     baseline: Baseline | None = None
     if settings.baseline_path is not None:
-        from . import baseline as baseline_file
+        from .budgets import baseline as baseline_file
 
         try:
             baseline = baseline_file.load(settings.baseline_path)
@@ -181,7 +181,7 @@ class FlopBudgetManager:
                 setattr(report, REPORT_ATTRIBUTE, record.to_json())
             payload = getattr(report, REPORT_ATTRIBUTE, None)
             if isinstance(payload, str):
-                from .record import TestRecord
+                from .budgets.record import TestRecord
 
                 self.records.append(TestRecord.from_json(payload))
 
@@ -191,9 +191,9 @@ class FlopBudgetManager:
             return  # xdist worker: the controller writes the reports
         if not self._has_work():
             return
-        from .record import TestRecord
+        from .budgets.record import TestRecord
+        from .budgets.stale import find_stale
         from .reports.update import UpdateError
-        from .stale import find_stale
 
         records = sorted(self.records, key=TestRecord.sort_key)
         full_run = _is_full_run(session)
@@ -218,7 +218,7 @@ class FlopBudgetManager:
         )
 
     def _write_reports(self, records: list[TestRecord], full_run: bool) -> None:
-        from . import baseline as baseline_file
+        from .budgets import baseline as baseline_file
         from .reports import json_report, markdown, update
 
         settings = self.settings
@@ -249,14 +249,12 @@ class FlopBudgetManager:
                 {record.nodeid for record in records} | self.ran,
                 full_run=full_run,
             )
-            baseline_file.write(settings.baseline_path, entries)
-            self.notes.append(
-                (f"baseline written to {settings.baseline_path}: {len(entries)} entries", {})
-            )
+            line = update.write_baseline(settings.baseline_path, self.baseline, entries)
+            self.notes.append((line, {}))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.records or self.stale:
-            from .record import TestRecord
+            from .budgets.record import TestRecord
             from .reports import table
 
             records = sorted(self.records, key=TestRecord.sort_key)
@@ -345,10 +343,10 @@ class TestHooks:
         )
 
     def _conclude(self, item: pytest.Item, *, test_failed: bool) -> TestRecord:
-        from .record import TestRecord
-        from .regression import against_baseline, tighten_note
+        from .budgets.record import TestRecord
+        from .budgets.regression import against_baseline, tighten_note
+        from .budgets.verdict import judge
         from .reports import junit
-        from .verdict import judge
 
         counter = item.stash.get(COUNTER_KEY, None)
         counts = list(counter.counts) if counter is not None else []

@@ -15,16 +15,8 @@ with warnings.catch_warnings():
     import torch
     import transformers  # noqa: F401
 
-    import pytest_flopbudget.baseline
-    import pytest_flopbudget.record
-    import pytest_flopbudget.regression
-    import pytest_flopbudget.reports.json_report
-    import pytest_flopbudget.reports.markdown
-    import pytest_flopbudget.reports.table
-    import pytest_flopbudget.reports.update
-    import pytest_flopbudget.stale  # noqa: F401  (the plugin imports these lazily)
-    from pytest_flopbudget.counter import count_model
-    from pytest_flopbudget.fakes import abstract
+    from pytest_flopbudget.counting.counter import count_model
+    from pytest_flopbudget.counting.fakes import abstract
 
     # Counting once with every path imports the torch submodules they load lazily (fake
     # tensors, custom ops, autograd); a second import of those inside pytester would fail.

@@ -170,7 +170,7 @@ def test_a_marker_sets_the_unknown_ops_policy_of_its_test(project: pytest.Pytest
 @pytest.fixture
 def formulas_restored() -> Iterator[None]:
     """Registered formulas are process-wide; pytester runs in this process."""
-    from pytest_flopbudget import formulas
+    from pytest_flopbudget.counting import formulas
 
     saved = (dict(formulas.FORMULAS), dict(formulas.FVCORE_HANDLES))
     yield

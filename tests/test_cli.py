@@ -13,7 +13,6 @@ import pytest
 
 import pytest_flopbudget
 from pytest_flopbudget.cli import main
-from pytest_flopbudget.compare import ModuleChange, deepest_changes
 
 FFN_MODULES = {"fc1": 4096, "fc2": 1_048_576, "fc3": 2048}
 FFN_MACS = sum(FFN_MODULES.values())
@@ -336,12 +335,3 @@ def test_help_describes_the_command_and_exits_zero(tmp_path: Path, argv: list[st
     assert result.returncode == 0
     assert "usage: flopbudget" in result.stdout
     assert "compare" in result.stdout
-
-
-def test_deepest_changes_skips_ancestors_of_changed_modules() -> None:
-    before = {"a": 10, "a.b": 10, "a.b.c": 10, "a.d": 0, "e": 5}
-    after = {"a": 12, "a.b": 12, "a.b.c": 12, "e": 5, "f": 3}
-    assert deepest_changes(before, after) == [
-        ModuleChange("a.b.c", 10, 12),
-        ModuleChange("f", None, 3),
-    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_flopbudget.count import changed_modules, top_modules
+from pytest_flopbudget.counting.count import top_modules
 
 
 def test_a_container_holding_nearly_all_the_work_is_opened_up() -> None:
@@ -18,9 +18,3 @@ def test_a_dominant_leaf_is_shown_beside_its_siblings() -> None:
 def test_a_single_chain_of_containers_is_followed_to_its_split() -> None:
     by_module = {"model": 100, "model.encoder": 100, "model.encoder.0": 60, "model.encoder.1": 40}
     assert top_modules(by_module) == [("model.encoder.0", 60), ("model.encoder.1", 40)]
-
-
-def test_only_the_deepest_changed_modules_are_named() -> None:
-    before = {"": 30, "a": 20, "a.x": 10, "a.y": 10, "b": 10}
-    after = {"": 45, "a": 35, "a.x": 25, "a.y": 10, "b": 10}
-    assert changed_modules(before, after) == [("a.x", 10, 25)]

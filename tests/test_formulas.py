@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from pytest_flopbudget import formulas
-from pytest_flopbudget.backends.torch_backend import output_shapes, schema_inputs
-from pytest_flopbudget.counter import count_model
-from pytest_flopbudget.formulas import lookup, register_formula
-from pytest_flopbudget.op_policy import is_ignored
+from pytest_flopbudget.counting import formulas
+from pytest_flopbudget.counting.backends.torch_backend import output_shapes, schema_inputs
+from pytest_flopbudget.counting.counter import count_model
+from pytest_flopbudget.counting.formulas import lookup, register_formula
+from pytest_flopbudget.counting.op_policy import is_ignored
 
 # --------------------------------------------------------------------------------------------
 # helpers

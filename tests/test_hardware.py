@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from pytest_flopbudget.hardware import (
+from pytest_flopbudget.budgets.hardware import (
     DTYPES,
     Device,
     HardwareError,

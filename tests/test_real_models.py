@@ -2,7 +2,7 @@
 
 Every model is built from its config class (transformers) or by hand, with random weights;
 nothing is downloaded. Each expected count below is arithmetic on the model's shapes, never a
-number copied from a counter, under the conventions of :mod:`pytest_flopbudget.formulas`:
+number copied from a counter, under the conventions of :mod:`pytest_flopbudget.counting.formulas`:
 
 * everything is in MACs: a linear layer on T tokens is T*in*out, a (N, K) x (K, M) product
   N*K*M, a convolution out_numel * Cin/groups * kernel, a transposed one in_numel *
@@ -41,8 +41,8 @@ from transformers import (
     ViTModel,
 )
 
-from pytest_flopbudget.count import Count
-from pytest_flopbudget.counter import count_model
+from pytest_flopbudget.counting.count import Count
+from pytest_flopbudget.counting.counter import count_model
 
 BACKENDS = ("fvcore", "torch")
 

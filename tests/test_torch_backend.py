@@ -14,17 +14,16 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils.flop_counter import FlopCounterMode
 
-from pytest_flopbudget.backends import BACKEND_NAMES, get_backend
-from pytest_flopbudget.backends.torch_backend import (
+from pytest_flopbudget.counting.backends import BACKEND_NAMES, get_backend
+from pytest_flopbudget.counting.backends.torch_backend import (
     count_training_step_with_torch,
     count_with_torch,
 )
-from pytest_flopbudget.counter import CountError, count_model
-from pytest_flopbudget.fakes import (
+from pytest_flopbudget.counting.counter import CountError, count_abstract, count_model
+from pytest_flopbudget.counting.fakes import (
     AbstractInputError,
     abstract,
     check_consistent,
-    count_abstract,
     is_abstract,
 )
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_flopbudget.units import UnitError, format_quantity, parse_quantities, round_up
+from pytest_flopbudget.budgets.units import UnitError, format_quantity, parse_quantities, round_up
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,29 @@
-"""``--flop-budget-json``: every verdict with its numbers, for machines."""
+"""``--flop-budget-json``: every verdict with its numbers, for machines; and reading it back.
+
+The writer and the reader live together so that what one writes the other accepts
+(``flopbudget compare`` reads these files).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
-from ..record import TestRecord
-from ..stale import StaleEntry
+from ..budgets.comparison import Key, Model, Report
+from ..budgets.config import Settings
+from ..budgets.record import TestRecord
+from ..budgets.stale import StaleEntry
 from .files import write_atomically
 
 FORMAT_VERSION = 1
+SUPPORTED_VERSION = FORMAT_VERSION
+
+
+class ReportError(ValueError):
+    """A report that cannot be read; the message names the file and the problem."""
 
 
 def build(
@@ -67,3 +78,126 @@ def write(
 ) -> None:
     text = json.dumps(build(records, settings, stale), indent=2, sort_keys=True) + "\n"
     write_atomically(path, text)
+
+
+def read(path: Path) -> Report:
+    """Read and check one report file; every failure is a :class:`ReportError` naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ReportError(f"{path}: is a directory, not a JSON report") from None
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(
+            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    return parse(data, str(path))
+
+
+def parse(data: Any, source: str) -> Report:
+    """Check the structure of a decoded report; ``source`` names it in error messages."""
+    try:
+        return _parse(data, source)
+    except ReportError as exc:
+        raise ReportError(f"{source}: {exc}") from None
+
+
+def _parse(data: Any, source: str) -> Report:
+    if not isinstance(data, dict):
+        raise ReportError(f"expected a JSON object, got {_json_type(data)}")
+    if "version" not in data:
+        raise ReportError("no 'version': not a report written by --flop-budget-json")
+    version = data["version"]
+    if version != SUPPORTED_VERSION or isinstance(version, bool):
+        raise ReportError(f"unsupported report version {version!r} (supported: 1)")
+    flops_per_mac = _convention(data.get("convention"))
+    results = data.get("results")
+    if not isinstance(results, list):
+        raise ReportError(f"'results' must be a list, got {_json_type(results)}")
+    models: dict[Key, Model] = {}
+    skipped = 0
+    for index, row in enumerate(results):
+        model = _model(row, f"results[{index}]", flops_per_mac)
+        if model is None:
+            skipped += 1
+        elif (model.nodeid, model.name) in models:
+            raise ReportError(f"results[{index}]: {model.nodeid} [{model.name}] appears twice")
+        else:
+            models[(model.nodeid, model.name)] = model
+    return Report(source=source, flops_per_mac=flops_per_mac, models=models, skipped=skipped)
+
+
+def _convention(convention: Any) -> int:
+    if not isinstance(convention, dict):
+        raise ReportError(f"'convention' must be an object, got {_json_type(convention)}")
+    flops_per_mac = convention.get("flops_per_mac")
+    if flops_per_mac not in (1, 2) or isinstance(flops_per_mac, bool):
+        raise ReportError(f"convention.flops_per_mac must be 1 or 2, got {flops_per_mac!r}")
+    return int(flops_per_mac)
+
+
+def _model(row: Any, where: str, flops_per_mac: int) -> Model | None:
+    """One result row as a model, or ``None`` for a row without counts (a budget error)."""
+    if not isinstance(row, dict):
+        raise ReportError(f"{where}: expected an object, got {_json_type(row)}")
+    nodeid = _string(row, "nodeid", where)
+    name = _string(row, "name", where)
+    macs = _count(row, "macs", where)
+    params = _count(row, "params", where)
+    if macs is None or params is None:
+        return None
+    by_module = row.get("by_module", {})
+    if not isinstance(by_module, dict):
+        raise ReportError(f"{where}.by_module: expected an object, got {_json_type(by_module)}")
+    module_macs = {
+        str(path): _as_macs(_number(value, f"{where}.by_module[{path!r}]"), flops_per_mac)
+        for path, value in by_module.items()
+    }
+    return Model(nodeid=nodeid, name=name, macs=macs, params=params, module_macs=module_macs)
+
+
+def _string(row: Mapping[str, Any], key: str, where: str) -> str:
+    value = row.get(key)
+    if not isinstance(value, str):
+        raise ReportError(f"{where}.{key}: expected a string, got {_json_type(value)}")
+    return value
+
+
+def _count(row: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ReportError(f"{where}.{key}: expected a non-negative integer or null, got {value!r}")
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ReportError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ReportError(f"{where}: expected a non-negative number, got {value!r}")
+    return value
+
+
+def _as_macs(flops: float, flops_per_mac: int) -> float:
+    """FLOPs of the report's convention -> MACs, kept an int when it divides exactly."""
+    if isinstance(flops, int) and flops % flops_per_mac == 0:
+        return flops // flops_per_mac
+    return flops / flops_per_mac
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"the number {value!r}"
+    return names.get(type(value), type(value).__name__)

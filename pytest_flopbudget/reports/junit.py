@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..verdict import Verdict
+from ..budgets.verdict import Verdict
 
 
 def properties(verdicts: list[Verdict]) -> list[tuple[str, object]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import Settings
-from ..record import TestRecord
-from ..stale import StaleEntry
-from ..units import format_quantity
-from ..verdict import OK
+from ..budgets.config import Settings
+from ..budgets.record import TestRecord
+from ..budgets.stale import StaleEntry
+from ..budgets.units import format_quantity
+from ..budgets.verdict import OK
 from . import rows
 from .files import write_atomically
 

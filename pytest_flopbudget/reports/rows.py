@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..config import Settings
+from ..budgets.config import Settings
 
 if TYPE_CHECKING:
-    from ..hardware import Device
-from ..units import format_quantity
-from ..verdict import Verdict
+    from ..budgets.hardware import Device
+from ..budgets.units import format_quantity
+from ..budgets.verdict import Verdict
 
 
 def baseline_cell(verdict: Verdict) -> str:
@@ -27,7 +27,7 @@ def hardware_columns(settings: Settings) -> list[tuple[str, Device, str]]:
     """(column label, device, dtype) for every ``--flop-budget-hardware`` spec."""
     if not settings.hardware:
         return []
-    from ..hardware import parse_hardware_spec
+    from ..budgets.hardware import parse_hardware_spec
 
     columns: list[tuple[str, Device, str]] = []
     for spec in settings.hardware:
@@ -55,7 +55,7 @@ def cells(verdict: Verdict, settings: Settings, *, short_test: bool = False) -> 
         "status": verdict.status_label,
     }
     if settings.hardware and verdict.macs is not None:
-        from ..hardware import format_seconds, ideal_seconds
+        from ..budgets.hardware import format_seconds, ideal_seconds
 
         for label, device, dtype in hardware_columns(settings):
             row[label] = format_seconds(ideal_seconds(verdict.macs, device, dtype))

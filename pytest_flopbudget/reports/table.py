@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from ..config import Settings
-from ..record import TestRecord
-from ..stale import StaleEntry
-from ..verdict import ERROR, FAILING, NO_BUDGET, OK, OVER, REGRESSION, UNKNOWN_OPS, Verdict
+from ..budgets.config import Settings
+from ..budgets.record import TestRecord
+from ..budgets.stale import StaleEntry
+from ..budgets.verdict import ERROR, FAILING, NO_BUDGET, OK, OVER, REGRESSION, UNKNOWN_OPS, Verdict
 from . import rows
 
 _COLOURS: dict[str, dict[str, bool]] = {

@@ -6,7 +6,7 @@ written aside and then moved over the old one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,11 +14,20 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from ..budget import looks_like_nodeid
-from ..config import Settings
-from ..record import TestRecord
-from ..units import COMPUTE_UNITS, PARAM_UNITS, PREFIXES, best_prefix, parse_quantities, round_up
-from ..verdict import NO_BUDGET, OVER, Verdict
+from ..budgets import baseline as baseline_file
+from ..budgets import growth
+from ..budgets.budget import looks_like_nodeid
+from ..budgets.config import Settings
+from ..budgets.record import TestRecord
+from ..budgets.units import (
+    COMPUTE_UNITS,
+    PARAM_UNITS,
+    PREFIXES,
+    best_prefix,
+    parse_quantities,
+    round_up,
+)
+from ..budgets.verdict import NO_BUDGET, OVER, Verdict
 from .files import write_atomically
 
 
@@ -159,3 +168,29 @@ def update_pyproject(
     if entries or outcome.removed:
         write_atomically(path, tomlkit.dumps(document))
     return outcome
+
+
+def write_baseline(
+    path: Path,
+    previous: baseline_file.Baseline | None,
+    entries: Mapping[tuple[str, str], baseline_file.BaselineEntry],
+) -> str:
+    """Write the baseline; the returned line says how its entries moved (growth engine)."""
+    write_atomically(path, baseline_file.render(entries))
+    old = previous.entries if previous is not None else {}
+    moves: dict[str, int] = {}
+    for key, entry in entries.items():
+        before = old.get(key)
+        if before is None:
+            move = "new"
+        else:
+            pairs = ((before.macs, entry.macs), (before.params, entry.params))
+            move = growth.status(pairs, 0.0)
+            move = "grew" if move == "regressed" else move
+        moves[move] = moves.get(move, 0) + 1
+    removed = sum(1 for key in old if key not in entries)
+    if removed:
+        moves["removed"] = removed
+    order = ("grew", "shrank", "new", "removed", "unchanged")
+    tally = ", ".join(f"{moves[move]} {move}" for move in order if moves.get(move))
+    return f"baseline written to {path}: {len(entries)} entries" + (f" ({tally})" if tally else "")

@@ -10,9 +10,11 @@ from dataclasses import replace
 
 from .baseline import Baseline
 from .config import Settings
-from .count import changed_modules
+from .growth import grew_beyond, module_changes
 from .units import Kind, format_quantity
 from .verdict import NO_BUDGET, OK, OVER, REGRESSION, Verdict
+
+MODULES_SHOWN = 10
 
 
 def against_baseline(verdict: Verdict, baseline: Baseline | None, settings: Settings) -> Verdict:
@@ -26,9 +28,14 @@ def against_baseline(verdict: Verdict, baseline: Baseline | None, settings: Sett
     assert verdict.macs is not None and verdict.params is not None
     fpm = settings.flops_per_mac
     before = {path: macs * fpm for path, macs in entry.by_module_macs.items()}
-    changes = tuple(changed_modules(before, verdict.by_module))
-    limit = 1 + settings.regression_tolerance
-    grew = verdict.macs > entry.macs * limit or verdict.params > entry.params * limit
+    changes = tuple(
+        (change.path, int(change.before or 0), int(change.after or 0))
+        for change in module_changes(before, verdict.by_module)[:MODULES_SHOWN]
+    )
+    tolerance = settings.regression_tolerance
+    grew = grew_beyond(entry.macs, verdict.macs, tolerance) or grew_beyond(
+        entry.params, verdict.params, tolerance
+    )
     status, message = verdict.status, verdict.message
     if grew:
         lines = [_growth(verdict.name, verdict.macs, entry.macs, "macs")]

@@ -102,33 +102,3 @@ def top_modules(by_module: Mapping[str, int], limit: int = 5) -> list[tuple[str,
             continue
         ranked = sorted(children.items(), key=lambda item: (-item[1], item[0]))
         return ranked[:limit]
-
-
-def deepest_changed_paths(before: Mapping[str, float], after: Mapping[str, float]) -> list[str]:
-    """Modules whose count changed and none of whose submodules did, in path order.
-
-    ``by_module`` lists every level of the module tree, so a change in ``layer1.0.conv2``
-    also changes ``layer1.0`` and ``layer1``; only the deepest says where to look. A module
-    missing on one side counts as 0.
-    """
-    changed = [
-        path
-        for path in sorted(set(before) | set(after))
-        if before.get(path, 0) != after.get(path, 0)
-    ]
-    ancestors = {
-        ".".join(path.split(".")[:end]) for path in changed for end in range(path.count(".") + 1)
-    }
-    return [path for path in changed if path and path not in ancestors]
-
-
-def changed_modules(
-    before: Mapping[str, int], after: Mapping[str, int], limit: int = 10
-) -> list[tuple[str, int, int]]:
-    """``(path, before, after)`` of the deepest changed modules, biggest change first."""
-    rows = [
-        (path, before.get(path, 0), after.get(path, 0))
-        for path in deepest_changed_paths(before, after)
-    ]
-    rows.sort(key=lambda row: (-abs(row[2] - row[1]), row[0]))
-    return rows[:limit]

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .reports.files import write_atomically
-
 FORMAT_VERSION = 1
 
 
@@ -115,10 +113,6 @@ def merged(
     if previous is not None and not full_run:
         kept = {key: entry for key, entry in previous.entries.items() if key[0] not in ran}
     return {**kept, **measured}
-
-
-def write(path: Path, entries: Mapping[tuple[str, str], BaselineEntry]) -> None:
-    write_atomically(path, render(entries))
 
 
 def measured_entries(

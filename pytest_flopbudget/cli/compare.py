@@ -1,8 +1,8 @@
-"""``flopbudget``: the command line, for what happens between runs rather than inside one.
+"""``flopbudget compare OLD.json NEW.json``: did any model grow between two reports?
 
-``flopbudget compare OLD.json NEW.json`` diffs two ``--flop-budget-json`` reports, so CI can
-fail a change that makes a model bigger even where no budget catches it. This module only
-parses arguments, prints and picks the exit code; the comparison is in ``compare.py``.
+Only arguments, printing and the exit code live here; reading is ``reports.json_report``'s,
+comparing is ``budgets.comparison``'s (on the engine the in-run regression check uses), and
+rendering is ``reports.comparison``'s.
 """
 
 from __future__ import annotations
@@ -10,52 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
-from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
-from .compare import DEFAULT_TOP, ReportError, compare, read_report, render_text, to_dict
+from ..budgets.comparison import DEFAULT_TOP, compare
+from ..reports import json_report
+from ..reports.comparison import render_text, to_dict
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (so tests can call it without exiting)."""
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) and usage errors (2): argparse has printed already
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    if args.command is None:
-        parser.print_usage(sys.stderr)
-        print("flopbudget: error: choose a command: compare", file=sys.stderr)
-        return EXIT_USAGE
-    return args.run(args, sys.stdout, sys.stderr)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="flopbudget",
-        description="Tools for the reports of pytest-flopbudget.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_compare(commands)
-    return parser
-
-
-def _version() -> str:
-    try:
-        return metadata.version("pytest-flopbudget")
-    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown"
-
-
-def _add_compare(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     compare_parser = commands.add_parser(
         "compare",
         help="compare two --flop-budget-json reports",
@@ -111,9 +78,9 @@ def _top(text: str) -> int:
 
 def _run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
-        old = read_report(args.old)
-        new = read_report(args.new)
-    except ReportError as exc:
+        old = json_report.read(args.old)
+        new = json_report.read(args.new)
+    except json_report.ReportError as exc:
         print(f"flopbudget compare: error: {exc}", file=err)
         return EXIT_USAGE
     comparison = compare(old, new, tolerance=args.tolerance, top=args.top)

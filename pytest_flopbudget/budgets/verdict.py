@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..counting.count import Count, top_modules
 from .budget import Budget
 from .config import Settings
-from .count import Count, top_modules
 from .units import format_budget_value, format_quantity
 
 OK = "ok"

@@ -8,7 +8,7 @@ no initialisation time, and its inputs are made the usual way::
     with abstract():
         model = LlamaForCausalLM(config)
         input_ids = torch.randint(0, config.vocab_size, (1, 2048))
-    count = count_abstract(model, (input_ids,), {})
+    count = count_model(model, (input_ids,))
 
 ``torch.empty(1, 2048, dtype=torch.long)`` would do as well: token values are never read.
 
@@ -39,8 +39,6 @@ from torch._subclasses.fake_tensor import (
 )
 from torch.utils import _pytree as pytree
 
-from .count import RawCount
-
 
 class AbstractInputError(ValueError):
     """Abstract (fake or meta) tensors mixed with real ones, or with another scope's."""
@@ -67,32 +65,6 @@ class AbstractScope:
 def abstract() -> AbstractScope:
     """A new scope for building an abstract model and its inputs (see the module docstring)."""
     return AbstractScope()
-
-
-def count_abstract(
-    model: torch.nn.Module,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    *,
-    train: bool = False,
-    grad: bool = False,
-) -> RawCount:
-    """Count an abstract model on abstract inputs with the torch backend.
-
-    ``train`` counts a training step (forward and backward); ``grad`` runs a forward-only
-    count with grad enabled, as ``count_model(..., grad=True)`` does. Raises
-    :class:`AbstractInputError` when nothing is abstract (this function is for fake or meta
-    tensors; real ones are counted by ``count_model``) or when kinds are mixed.
-    """
-    from .backends.torch_backend import count_with_torch
-
-    if not (is_abstract(model) or is_abstract((args, kwargs))):
-        raise AbstractInputError(
-            "count_abstract() got only real tensors: build the model and its inputs inside "
-            "abstract(), or count real tensors with count_model()"
-        )
-    with torch.set_grad_enabled(grad):
-        return count_with_torch(model, args, kwargs, train=train)
 
 
 def is_abstract(obj: object) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .count import Count
+from ..counting.count import Count
 from .verdict import Verdict
 
 PROPERTY = "flopbudget"

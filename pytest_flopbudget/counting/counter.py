@@ -6,11 +6,13 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .backends import get_backend
-from .count import Count, CountError
+from .count import Count, CountError, RawCount
+from .fakes import AbstractInputError, is_abstract
 from .inputs import InputError, normalize_inputs, private_copies
 
 
@@ -40,8 +42,6 @@ def count_model(
         args, kwargs = private_copies(*normalize_inputs(inputs))
     except InputError as error:
         raise CountError(f"{label}: {error}") from None
-    from .fakes import is_abstract
-
     train = mode == "train"
     state = _ModelState.of(model, all_buffers=train)
     abstract = state.abstract or is_abstract((args, kwargs))
@@ -140,3 +140,29 @@ class _ModelState:
 
 def _is_abstract(tensor: torch.Tensor) -> bool:
     return tensor.is_meta or type(tensor).__name__ == "FakeTensor"
+
+
+def count_abstract(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    train: bool = False,
+    grad: bool = False,
+) -> RawCount:
+    """Count an abstract model on abstract inputs with the torch backend.
+
+    ``train`` counts a training step (forward and backward); ``grad`` runs a forward-only
+    count with grad enabled, as ``count_model(..., grad=True)`` does. Raises
+    :class:`AbstractInputError` when nothing is abstract (this function is for fake or meta
+    tensors; real ones are counted by ``count_model``) or when kinds are mixed.
+    """
+    from .backends.torch_backend import count_with_torch
+
+    if not (is_abstract(model) or is_abstract((args, kwargs))):
+        raise AbstractInputError(
+            "count_abstract() got only real tensors: build the model and its inputs inside "
+            "abstract(), or count real tensors with count_model()"
+        )
+    with torch.set_grad_enabled(grad):
+        return count_with_torch(model, args, kwargs, train=train)

@@ -1,0 +1,184 @@
+"""A comparison (``budgets.comparison``) for people and machines: text table or dict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from ..budgets.comparison import Comparison, ModelChange, Report
+from ..budgets.units import format_quantity
+
+
+def to_dict(comparison: Comparison) -> dict[str, Any]:
+    """The comparison for machines (``flopbudget compare --json``)."""
+    return {
+        "old": _report_dict(comparison.old),
+        "new": _report_dict(comparison.new),
+        "unit": "macs",
+        "tolerance": comparison.tolerance,
+        "regressed": bool(comparison.regressions),
+        "models": [_model_dict(model) for model in comparison.models],
+    }
+
+
+def _report_dict(report: Report) -> dict[str, Any]:
+    return {
+        "path": report.source,
+        "flops_per_mac": report.flops_per_mac,
+        "models": len(report.models),
+        "skipped": report.skipped,
+    }
+
+
+def _model_dict(model: ModelChange) -> dict[str, Any]:
+    return {
+        "nodeid": model.nodeid,
+        "name": model.name,
+        "status": model.status,
+        "regressed": model.regressed,
+        "macs": {
+            "old": model.old_macs,
+            "new": model.new_macs,
+            "delta": model.macs_delta,
+            "relative": model.macs_relative,
+        },
+        "params": {
+            "old": model.old_params,
+            "new": model.new_params,
+            "delta": model.params_delta,
+            "relative": model.params_relative,
+        },
+        "modules": [
+            {"path": m.path, "before": m.before, "after": m.after, "delta": m.delta}
+            for m in model.modules
+        ],
+        "more_modules": model.more_modules,
+    }
+
+
+def render_text(comparison: Comparison) -> str:
+    """The comparison for people: a table of changed models, then where each one changed."""
+    lines = [f"flopbudget compare: {comparison.old.source} -> {comparison.new.source} (in MACs)"]
+    if comparison.conventions_differ:
+        lines.append(_convention_note(comparison))
+    differences = comparison.differences
+    if differences:
+        lines += ["", *_table(differences)]
+    for model in differences:
+        if model.modules:
+            lines += ["", *_module_lines(model)]
+    lines += ["", _summary(comparison)]
+    return "\n".join(lines) + "\n"
+
+
+def _convention_note(comparison: Comparison) -> str:
+    old, new = comparison.old, comparison.new
+    return (
+        f"note: the reports use different conventions ({old.source}: flops_per_mac = "
+        f"{old.flops_per_mac}, {new.source}: flops_per_mac = {new.flops_per_mac}); "
+        "MACs are the same under both, so they are compared"
+    )
+
+
+_TABLE_COLUMNS = (
+    "test",
+    "name",
+    "MACs old -> new",
+    "delta",
+    "delta %",
+    "params old -> new",
+    "status",
+)
+_RIGHT = {"delta", "delta %"}
+
+
+def _table(models: Iterable[ModelChange]) -> list[str]:
+    rows = [_row(model) for model in models]
+    header = {column: column for column in _TABLE_COLUMNS}
+    return _aligned([header, *rows], _TABLE_COLUMNS, _RIGHT)
+
+
+def _row(model: ModelChange) -> dict[str, str]:
+    return {
+        "test": model.nodeid,
+        "name": model.name,
+        "MACs old -> new": _old_to_new(model.old_macs, model.new_macs, "macs"),
+        "delta": _signed(model.macs_delta, "macs"),
+        "delta %": _percent(model.macs_relative),
+        "params old -> new": _old_to_new(model.old_params, model.new_params, "params"),
+        "status": _status_label(model),
+    }
+
+
+def _status_label(model: ModelChange) -> str:
+    if model.status == "regressed":
+        return "REGRESSED"
+    if model.status == "grew":
+        return "grew (within tolerance)"
+    return model.status
+
+
+def _module_lines(model: ModelChange) -> list[str]:
+    title = f"{model.nodeid} [{model.name}]: modules whose MACs changed (deepest, by |delta|)"
+    columns = ("module", "before", "after", "delta")
+    rows = [{column: column for column in columns}] + [
+        {
+            "module": change.path or "(root)",
+            "before": format_quantity(change.before, "macs"),
+            "after": format_quantity(change.after, "macs"),
+            "delta": _signed(change.delta, "macs"),
+        }
+        for change in model.modules
+    ]
+    lines = [
+        title,
+        *("  " + line for line in _aligned(rows, columns, {"before", "after", "delta"})),
+    ]
+    if model.more_modules:
+        lines.append(f"  ... and {model.more_modules} more")
+    return lines
+
+
+def _summary(comparison: Comparison) -> str:
+    counts: dict[str, int] = {}
+    for model in comparison.models:
+        counts[model.status] = counts.get(model.status, 0) + 1
+    order = ("regressed", "grew", "shrank", "changed", "added", "removed", "unchanged")
+    tally = ", ".join(f"{counts[status]} {status}" for status in order if status in counts)
+    total = len(comparison.models)
+    line = f"{total} model{'s' if total != 1 else ''} compared" + (f": {tally}" if tally else "")
+    skipped = [f"{r.skipped} in {r.source}" for r in (comparison.old, comparison.new) if r.skipped]
+    if skipped:
+        line += f" (rows without counts skipped: {', '.join(skipped)})"
+    if comparison.regressions:
+        line += f"\nregression: MACs or params grew by more than {comparison.tolerance:.1%}"
+    return line
+
+
+def _aligned(rows: list[dict[str, str]], columns: Iterable[str], right: set[str]) -> list[str]:
+    columns = tuple(columns)
+    widths = {c: max(len(row[c]) for row in rows) for c in columns}
+    return [
+        "  ".join(
+            row[c].rjust(widths[c]) if c in right else row[c].ljust(widths[c]) for c in columns
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def _old_to_new(old: float | None, new: float | None, kind: Literal["macs", "params"]) -> str:
+    return f"{format_quantity(old, kind)} -> {format_quantity(new, kind)}"
+
+
+def _signed(value: float | None, kind: Literal["macs", "params"]) -> str:
+    if value is None:
+        return "-"
+    text = format_quantity(value, kind)
+    return f"+{text}" if value > 0 else text
+
+
+def _percent(relative: float | None) -> str:
+    if relative is None:
+        return "-"
+    percent = relative * 100
+    return f"{percent:+.2f}%" if abs(percent) < 10 else f"{percent:+.1f}%"
