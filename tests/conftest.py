@@ -102,3 +102,13 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makepyfile(models=MODELS)
     pytester.syspathinsert()
     return pytester
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Table rows in these tests are matched whole: give runs a terminal wide enough for them.
+
+    The fitting of the table to narrow terminals has tests of its own (test_table_width.py),
+    which set COLUMNS themselves.
+    """
+    monkeypatch.setenv("COLUMNS", "250")

@@ -11,7 +11,7 @@ from ..budgets.config import Settings
 from ..budgets.record import TestRecord
 from ..budgets.stale import StaleEntry
 from ..budgets.verdict import ERROR, FAILING, NO_BUDGET, OK, OVER, REGRESSION, UNKNOWN_OPS, Verdict
-from . import rows
+from . import layout, rows
 
 _COLOURS: dict[str, dict[str, bool]] = {
     OK: {"green": True},
@@ -52,47 +52,110 @@ def write(
     with_baseline: bool = False,
     stale: Sequence[StaleEntry] = (),
 ) -> None:
-    """Default: one row per verdict; ``-q`` fewer columns; ``-qq`` the tally only; ``-v`` more."""
+    """Default: one row per verdict; ``-q`` fewer columns; ``-qq`` the tally only; ``-v`` more.
+
+    Every line fits the terminal's width (see ``layout.py``): long ids are elided in the
+    middle, secondary columns fold onto a continuation line (under ``-v``) or leave (otherwise),
+    and a terminal too narrow for one line per model gets two.
+    """
     verdicts = [verdict for record in records for verdict in record.verdicts]
     if not verdicts and not stale:
         return
+    width = max(terminal._tw.fullwidth, 40)
     terminal.write_sep("=", f"flop budget: {settings.convention}")
     if verdicts and verbosity >= -1:
-        columns = _columns(verbosity, settings, with_baseline)
-        table = [rows.cells(verdict, settings, short_test=verbosity < 0) for verdict in verdicts]
-        widths = {c: max(len(c), *(len(row.get(c, "-")) for row in table)) for c in columns}
-
-        def line(cells: dict[str, str]) -> str:
-            return "  ".join(
-                cells.get(c, "-").ljust(widths[c])
-                if c in _LEFT_ALIGNED
-                else cells.get(c, "-").rjust(widths[c])
-                for c in columns[:-1]
-            )
-
-        terminal.write_line(line({c: c for c in columns}) + "  status", bold=True)
-        for verdict, cells in zip(verdicts, table, strict=True):
-            terminal.write(line(cells) + "  ")
-            terminal.write(cells["status"], **_status_markup(verdict))
-            terminal.line("")
+        _write_rows(terminal, verdicts, settings, verbosity, with_baseline, width)
     if verbosity >= -1:
-        for note in rows.notes(verdicts):
-            terminal.write_line(note, yellow=True)
-        if settings.unknown_ops != "ignore":
-            for verdict in verdicts:
-                if verdict.unknown_ops:
-                    listed = ", ".join(
-                        f"{op} x{n}" for op, n in sorted(verdict.unknown_ops.items())
-                    )
-                    terminal.write_line(
-                        f"{verdict.nodeid} [{verdict.name}]: not counted (unknown ops): {listed}",
-                        yellow=True,
-                    )
-        for entry in stale:
-            terminal.write_line(f"stale: {entry.describe()}", yellow=True)
-    tally = Counter(verdict.status_label for verdict in verdicts)
-    parts = ", ".join(f"{n} {status}" for status, n in sorted(tally.items()))
-    summary = f"{len(verdicts)} counted: {parts}" if verdicts else "nothing counted"
+        for note in _note_lines(verdicts, settings, stale):
+            for part in layout.wrap(note, width):
+                terminal.write_line(part, yellow=True)
+    terminal.write_line(tally(verdicts, stale))
+
+
+def _write_rows(
+    terminal: pytest.TerminalReporter,
+    verdicts: Sequence[Verdict],
+    settings: Settings,
+    verbosity: int,
+    with_baseline: bool,
+    width: int,
+) -> None:
+    columns = _columns(verbosity, settings, with_baseline)
+    table = [rows.cells(verdict, settings) for verdict in verdicts]
+    if verbosity < 0:
+        short = layout.short_ids(verdict.nodeid for verdict in verdicts)
+        for verdict, cells in zip(verdicts, table, strict=True):
+            cells["test"] = short[verdict.nodeid]
+    shape, table = layout.fit(columns, table, width)
+    # folded columns go to a continuation line when asked for (-v), else they leave quietly
+    extra = shape.folded if verbosity > 0 else ()
+    if shape.stacked:
+        # one model per block: nothing competes for the line, so no column is left out
+        rest = [c for c in (*shape.columns, *shape.folded) if c not in ("test", "status")]
+        for verdict, cells in zip(verdicts, table, strict=True):
+            status = cells["status"]
+            test = layout.elide_nodeid(cells["test"], width - len(status) - len(layout.GAP))
+            terminal.write(test + layout.GAP)
+            terminal.write(status, **_status_markup(verdict))
+            terminal.line("")
+            for more in layout.continuation(cells, rest, width):
+                terminal.write_line(more)
+        return
+
+    def line(cells: dict[str, str]) -> str:
+        return layout.GAP.join(
+            cells.get(c, "-").ljust(shape.widths[c])
+            if c in _LEFT_ALIGNED
+            else cells.get(c, "-").rjust(shape.widths[c])
+            for c in shape.columns[:-1]
+        )
+
+    terminal.write_line(line({c: c for c in shape.columns}) + layout.GAP + "status", bold=True)
+    for verdict, cells in zip(verdicts, table, strict=True):
+        terminal.write(line(cells) + layout.GAP)
+        terminal.write(cells["status"], **_status_markup(verdict))
+        terminal.line("")
+        for more in layout.continuation(cells, extra, width):
+            terminal.write_line(more)
+
+
+def _note_lines(
+    verdicts: Sequence[Verdict], settings: Settings, stale: Sequence[StaleEntry]
+) -> list[str]:
+    lines = rows.notes(verdicts)
+    if settings.unknown_ops != "ignore":
+        for verdict in verdicts:
+            if verdict.unknown_ops:
+                listed = ", ".join(f"{op} x{n}" for op, n in sorted(verdict.unknown_ops.items()))
+                lines.append(
+                    f"{verdict.nodeid} [{verdict.name}]: not counted (unknown ops): {listed}"
+                )
+    lines += [f"stale: {entry.describe()}" for entry in stale]
+    return lines
+
+
+SEVERITY = (ERROR, OVER, REGRESSION, UNKNOWN_OPS, NO_BUDGET, OK)
+
+
+def tally(verdicts: Sequence[Verdict], stale: Sequence[StaleEntry] = ()) -> str:
+    """``3 counted: 1 over, 2 ok; 1 error`` — worst first; errors that counted nothing are
+    named after the counted models, not counted among them."""
+    counted = [verdict for verdict in verdicts if verdict.counted]
+    uncounted = [verdict for verdict in verdicts if not verdict.counted]
+
+    def parts(group: Sequence[Verdict]) -> str:
+        labels = Counter(verdict.status_label for verdict in group)
+
+        def rank(label: str) -> tuple[int, bool, str]:
+            base = label.removesuffix(" (warn)")
+            order = SEVERITY.index(base) if base in SEVERITY else len(SEVERITY)
+            return (order, label != base, label)
+
+        return ", ".join(f"{labels[label]} {label}" for label in sorted(labels, key=rank))
+
+    summary = f"{len(counted)} counted: {parts(counted)}" if counted else "nothing counted"
+    if uncounted:
+        summary += f"; {parts(uncounted)} (nothing counted)"
     if stale:
         summary += f"; {len(stale)} stale entries"
-    terminal.write_line(summary)
+    return summary
