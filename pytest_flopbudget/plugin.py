@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .budgets.stale import StaleEntry
 
 HELP_JSON = "write a machine-readable report of every count and verdict to PATH"
+HELP_HTML = "write a self-contained HTML report (budget gauges, module icicles) to PATH"
 HELP_MARKDOWN = "write a Markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY when set)"
 HELP_UPDATE = (
     "write the measured values into [tool.flopbudget.budgets] of pyproject.toml (and the "
@@ -67,6 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("flopbudget", "compute budgets for PyTorch models (pytest-flopbudget)")
     group.addoption("--flop-budget-json", metavar="PATH", default=None, help=HELP_JSON)
     group.addoption("--flop-budget-markdown", metavar="PATH", default=None, help=HELP_MARKDOWN)
+    group.addoption("--flop-budget-html", metavar="PATH", default=None, help=HELP_HTML)
     group.addoption("--flop-budget-update", action="store_true", default=False, help=HELP_UPDATE)
     group.addoption(
         "--flop-budget-on-exceed", choices=ON_EXCEED_CHOICES, default=None, help=HELP_ON_EXCEED
@@ -82,6 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
             pyproject,
             json_path=config.getoption("flop_budget_json"),
             markdown_path=config.getoption("flop_budget_markdown"),
+            html_path=config.getoption("flop_budget_html"),
             update=bool(config.getoption("flop_budget_update")),
             on_exceed=config.getoption("flop_budget_on_exceed"),
             hardware=config.getoption("flop_budget_hardware"),
@@ -226,6 +229,11 @@ class FlopBudgetManager:
         if settings.json_path is not None:
             json_report.write(settings.json_path, records, settings, self.stale)
             self.notes.append((f"flop budget report written to {settings.json_path}", {}))
+        if settings.html_path is not None:
+            from .reports import html
+
+            html.write(settings.html_path, records, settings, self.stale)
+            self.notes.append((f"flop budget HTML report written to {settings.html_path}", {}))
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if (settings.markdown_path is not None or summary_file) and records:
             text = markdown.build(records, settings, with_baseline=with_baseline, stale=self.stale)

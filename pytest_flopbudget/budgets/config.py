@@ -57,6 +57,7 @@ class Settings:
     pyproject: Path | None = None
     json_path: Path | None = None
     markdown_path: Path | None = None
+    html_path: Path | None = None
     update: bool = False
 
     @property
@@ -232,6 +233,7 @@ def load_settings(
     *,
     json_path: str | None = None,
     markdown_path: str | None = None,
+    html_path: str | None = None,
     update: bool = False,
     on_exceed: str | None = None,
     hardware: str | None = None,
@@ -245,6 +247,8 @@ def load_settings(
         overrides["json_path"] = check_writable(json_path, "--flop-budget-json")
     if markdown_path is not None:
         overrides["markdown_path"] = check_writable(markdown_path, "--flop-budget-markdown")
+    if html_path is not None:
+        overrides["html_path"] = check_writable(html_path, "--flop-budget-html")
     if hardware is not None:
         specs = tuple(spec.strip() for spec in hardware.split(",") if spec.strip())
         _check_hardware(specs, f"--flop-budget-hardware={hardware}")
