@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from .budgets.verdict import FlopBudgetWarning
 from .counting.count import Count, CountError
 from .fixture import FlopCounter
 
-__all__ = ["Count", "CountError", "FlopCounter", "abstract", "count_model", "register_formula"]
+__all__ = [
+    "Count",
+    "CountError",
+    "FlopBudgetWarning",
+    "FlopCounter",
+    "abstract",
+    "count_model",
+    "register_formula",
+]
 __version__ = "0.1.0"
 
 

@@ -9,6 +9,7 @@ the plugin should not pay for it.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ from .budgets.config import (
     find_pyproject,
     load_settings,
 )
-from .budgets.verdict import ERROR
+from .budgets.verdict import ERROR, FAILING, FlopBudgetWarning
 from .fixture import FlopCounter
 
 if TYPE_CHECKING:
@@ -149,9 +150,16 @@ class FlopBudgetManager:
         self.test_hooks: TestHooks | None = None
         self.notes: list[tuple[str, dict[str, bool]]] = [(note, {"yellow": True}) for note in notes]
 
+    def pytest_report_header(self, config: pytest.Config) -> str:
+        from .reports.table import header_line
+
+        return header_line(self.settings)
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        # xdist workers collect the same items in the same order, so positions agree
-        self.positions = {item.nodeid: index for index, item in enumerate(session.items)}
+        # rows follow the source (file, line, parameter index), not the run order, so reports
+        # read the same under pytest-randomly and xdist
+        ordered = sorted(session.items, key=_source_order)
+        self.positions = {item.nodeid: index for index, item in enumerate(ordered)}
         if any(self._may_count(item) for item in session.items):
             self.use_test_hooks()
 
@@ -318,6 +326,9 @@ class TestHooks:
         if not self._involved(item):
             return
         record = self._conclude(item, test_failed=False)
+        for verdict in record.verdicts:
+            if verdict.status in FAILING and not verdict.enforced:
+                warnings.warn(FlopBudgetWarning(verdict.message), stacklevel=1)
         failing = [verdict.message for verdict in record.verdicts if verdict.fails_test]
         if failing:
             pytest.fail("\n\n".join(failing), pytrace=False)
@@ -380,6 +391,13 @@ class TestHooks:
         item.stash[RECORD_KEY] = record
         item.user_properties.extend(junit.properties(verdicts))
         return record
+
+
+def _source_order(item: pytest.Item) -> tuple[str, int, tuple[int, ...], str]:
+    path, line, _ = item.location
+    callspec = getattr(item, "callspec", None)
+    indices = tuple(callspec.indices[name] for name in sorted(callspec.indices)) if callspec else ()
+    return (path, line if line is not None else -1, indices, item.nodeid)
 
 
 def _is_full_run(session: pytest.Session) -> bool:

@@ -335,3 +335,35 @@ def test_help_describes_the_command_and_exits_zero(tmp_path: Path, argv: list[st
     assert result.returncode == 0
     assert "usage: flopbudget" in result.stdout
     assert "compare" in result.stdout
+
+
+def test_markdown_output_is_a_pull_request_comment_with_modules_folded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grown = {**FFN_MODULES, "fc2": FFN_MODULES["fc2"] + 1024}
+    old = write(tmp_path, "old.json", report(model()))
+    new = write(tmp_path, "new.json", report(model(macs=FFN_MACS + 1024, by_module=grown)))
+    code, out, _ = run_main(capsys, "compare", old, new, "--markdown")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("### flopbudget compare:")
+    header = "| test | name | MACs old -> new | delta | delta % | params old -> new | status |"
+    assert header in lines
+    row = next(line for line in lines if line.startswith(f"| {NODEID} "))
+    # 1,054,720 -> 1,055,744 MACs: +1024 (+0.097%)
+    assert "| +1.02 KMACs | +0.10% |" in row and row.endswith("| **REGRESSED** |")
+    assert "<details>" in lines and "</details>" in lines
+    summary = next(line for line in lines if line.startswith("<summary>"))
+    assert summary == f"<summary>{NODEID} [FFN]: 1 module changed</summary>"
+    assert "| `fc2` | 1.05 MMACs | 1.05 MMACs | +1.02 KMACs |" in lines
+    assert code == run_main(capsys, "compare", old, new, "--format", "markdown")[0]
+
+
+def test_json_and_format_json_print_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = write(tmp_path, "old.json", report(model()))
+    assert (
+        run_main(capsys, "compare", old, old, "--json")[1]
+        == (run_main(capsys, "compare", old, old, "--format", "json")[1])
+    )

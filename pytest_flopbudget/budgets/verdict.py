@@ -24,6 +24,11 @@ ERROR = "error"
 FAILING = (OVER, REGRESSION, UNKNOWN_OPS)
 
 
+class FlopBudgetWarning(UserWarning):
+    """A budget exceeded in warn mode (``on_exceed = "warn"``): shown in pytest's warnings
+    summary, so ``-qq``, the final line and JUnit see it; ``-W error::...`` makes it fail."""
+
+
 @dataclass(frozen=True)
 class Verdict:
     nodeid: str

@@ -15,11 +15,12 @@ from typing import TextIO
 
 from ..budgets.comparison import DEFAULT_TOP, compare
 from ..reports import json_report
-from ..reports.comparison import render_text, to_dict
+from ..reports.comparison import render_markdown, render_text, to_dict
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
+FORMATS = ("text", "json", "markdown")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,8 +51,23 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=DEFAULT_TOP,
         help=f"modules listed per changed model (default: {DEFAULT_TOP})",
     )
-    compare_parser.add_argument(
-        "--json", action="store_true", help="print the comparison as JSON instead of a table"
+    output = compare_parser.add_mutually_exclusive_group()
+    output.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text (a table, the default), json (for machines) or markdown (a pull-request "
+        "comment, module changes folded under each model)",
+    )
+    output.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
+    output.add_argument(
+        "--markdown",
+        dest="format",
+        action="store_const",
+        const="markdown",
+        help="same as --format markdown",
     )
     compare_parser.set_defaults(run=_run_compare)
 
@@ -84,8 +100,10 @@ def _run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"flopbudget compare: error: {exc}", file=err)
         return EXIT_USAGE
     comparison = compare(old, new, tolerance=args.tolerance, top=args.top)
-    if args.json:
+    if args.format == "json":
         out.write(json.dumps(to_dict(comparison), indent=2) + "\n")
+    elif args.format == "markdown":
+        out.write(render_markdown(comparison))
     else:
         out.write(render_text(comparison))
     return EXIT_REGRESSION if comparison.regressions else EXIT_OK

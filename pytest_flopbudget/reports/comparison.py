@@ -71,6 +71,56 @@ def render_text(comparison: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_markdown(comparison: Comparison) -> str:
+    """The comparison for a pull-request comment: the table, then each model's module changes
+    folded under a ``<details>`` so a long list does not bury the verdict."""
+    old, new = comparison.old.source, comparison.new.source
+    lines = [f"### flopbudget compare: `{_md(old)}` -> `{_md(new)}` (in MACs)", ""]
+    if comparison.conventions_differ:
+        lines += [_convention_note(comparison), ""]
+    differences = comparison.differences
+    if differences:
+        lines.append("| " + " | ".join(_TABLE_COLUMNS) + " |")
+        lines.append("|" + "|".join("---:" if c in _RIGHT else "---" for c in _TABLE_COLUMNS) + "|")
+        for model in differences:
+            row = _row(model)
+            if model.regressed:
+                row["status"] = "**REGRESSED**"
+            lines.append("| " + " | ".join(_md(row[c]) for c in _TABLE_COLUMNS) + " |")
+        lines.append("")
+    for model in differences:
+        if not model.modules:
+            continue
+        count = len(model.modules) + model.more_modules
+        lines += [
+            "<details>",
+            f"<summary>{_html(model.nodeid)} [{_html(model.name)}]: "
+            f"{count} module{'s' if count != 1 else ''} changed</summary>",
+            "",
+            "| module | before | after | delta |",
+            "|---|---:|---:|---:|",
+        ]
+        for change in model.modules:
+            lines.append(
+                f"| `{_md(change.path or '(root)')}` | {format_quantity(change.before, 'macs')} | "
+                f"{format_quantity(change.after, 'macs')} | {_signed(change.delta, 'macs')} |"
+            )
+        if model.more_modules:
+            lines.append(f"| ... and {model.more_modules} more | | | |")
+        lines += ["", "</details>", ""]
+    lines.append(_summary(comparison).replace("\n", "  \n"))
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    """Table cells: a pipe would end the cell, a backtick the code span."""
+    return text.replace("|", "\\|").replace("`", "'")
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _convention_note(comparison: Comparison) -> str:
     old, new = comparison.old, comparison.new
     return (

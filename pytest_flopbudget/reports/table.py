@@ -24,6 +24,18 @@ _COLOURS: dict[str, dict[str, bool]] = {
 _LEFT_ALIGNED = {"test", "name", "source", "backend", "unknown ops", "status"}
 
 
+def header_line(settings: Settings) -> str:
+    """pytest's session header names the convention before any number is printed."""
+    options = {
+        "backend": settings.backend,
+        "mode": settings.mode,
+        "unknown_ops": settings.unknown_ops,
+        "on_exceed": settings.on_exceed,
+    }
+    listed = ", ".join(f"{key}={value}" for key, value in options.items())
+    return f"flopbudget: {settings.convention}; {listed}"
+
+
 def _columns(verbosity: int, settings: Settings, with_baseline: bool) -> list[str]:
     if verbosity < 0:
         columns = ["test", "name", "FLOPs", "budget", "used"]
