@@ -21,7 +21,7 @@ _COLOURS: dict[str, dict[str, bool]] = {
     NO_BUDGET: {"yellow": True},
     ERROR: {"red": True, "bold": True},
 }
-_LEFT_ALIGNED = {"test", "name", "source", "backend", "unknown ops", "status"}
+_LEFT_ALIGNED = {"test", "name", "source", "backend", "ops", "unknown ops", "status"}
 
 
 def _columns(verbosity: int, settings: Settings, with_baseline: bool) -> list[str]:
@@ -33,7 +33,7 @@ def _columns(verbosity: int, settings: Settings, with_baseline: bool) -> list[st
         columns.append("vs baseline")
     columns += [label for label, _, _ in rows.hardware_columns(settings)]
     if verbosity > 0:
-        columns += ["tolerance", "source", "backend", "unknown ops"]
+        columns += ["tolerance", "source", "backend", "ops", "unknown ops"]
     return [*columns, "status"]
 
 
@@ -56,7 +56,7 @@ def write(
     verdicts = [verdict for record in records for verdict in record.verdicts]
     if not verdicts and not stale:
         return
-    terminal.write_sep("=", f"flop budget: {settings.convention}")
+    terminal.write_sep("=", f"flop budget: {settings.convention}; {settings.ops_convention}")
     if verdicts and verbosity >= -1:
         columns = _columns(verbosity, settings, with_baseline)
         table = [rows.cells(verdict, settings, short_test=verbosity < 0) for verdict in verdicts]
