@@ -1,0 +1,246 @@
+"""torchvision's published per-weight figures against the plugin, under both ``ops`` conventions.
+
+    pip install torchvision                          # not a dependency of the project
+    python bench/torchvision_table.py                # count, save bench/results/torchvision.json
+    python bench/torchvision_table.py --markdown docs/accuracy.md   # and rewrite the table there
+    python bench/torchvision_table.py --render-only --markdown docs/accuracy.md
+
+Every classification weight enum of ``torchvision.models`` (``get_model_weights(name)``) has
+its published cost in ``meta["_ops"]`` ("GFLOPS" in torchvision's docs, in fact GMACs: a
+multiply-add counts once, convolutions, matrix products and attention only). Each model is
+built with ``weights=None`` (nothing is downloaded) inside ``pytest_flopbudget.abstract()``
+(fake tensors: no memory, no compute), at the weight's evaluation crop size
+(``weights.transforms().crop_size``: 224 for most, 299 for Inception, 384 or 518 for the SWAG
+weights, up to 600 for EfficientNet-B7), and counted with the plugin's public API only:
+
+* ``count_model(model, x, ops="dense")`` and ``count_model(model, x, ops="fvcore")``
+  (abstract models are counted by the torch backend);
+* with ``--real-below G`` (default 12), models whose dense count is below G GMACs are built
+  again with real tensors and counted by the fvcore backend (a JIT trace of a real forward)
+  under both conventions, to check the two backends agree;
+* ``torch.utils.flop_counter.FlopCounterMode`` total / 2 on the same fake model, as a peer.
+
+Models sharing a builder and a crop size are counted once. A model that cannot be built or
+counted is recorded with its error. This is a docs and benchmark script, never a CI test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models import get_model, get_model_weights, list_models
+
+from pytest_flopbudget import abstract, count_model
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "torchvision.json"
+START = "<!-- torchvision-table:start -->"
+END = "<!-- torchvision-table:end -->"
+THRESHOLD = 0.01
+
+
+def weights_to_measure() -> list[dict[str, Any]]:
+    rows = []
+    for name in sorted(list_models(module=torchvision.models)):
+        for weight in get_model_weights(name):
+            crop = getattr(weight.transforms(), "crop_size", None) or weight.meta["min_size"]
+            size = int(crop[0])
+            rows.append(
+                {
+                    "model": name,
+                    "weight": f"{type(weight).__name__}.{weight.name}",
+                    "size": size,
+                    "published_gmacs": float(weight.meta["_ops"]),
+                }
+            )
+    return rows
+
+
+def builder_kwargs(name: str, size: int) -> dict[str, Any]:
+    """ViTs fix their position embeddings to the image size the weights were trained at."""
+    return {"image_size": size} if name.startswith("vit_") else {}
+
+
+@contextlib.contextmanager
+def values_not_needed() -> Iterator[None]:
+    """``nn.init.trunc_normal_`` reads its samples (``mask.any()``) since torch 2.14, which a
+    fake tensor cannot answer; counting needs shapes, not values, so it is skipped."""
+    saved = torch.nn.init.trunc_normal_
+    torch.nn.init.trunc_normal_ = lambda tensor, *args, **kwargs: tensor  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        torch.nn.init.trunc_normal_ = saved
+
+
+def measure(name: str, size: int, real_below: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    result: dict[str, Any] = {}
+    with values_not_needed(), abstract():
+        model = get_model(name, weights=None, **builder_kwargs(name, size)).eval()
+        x = torch.zeros(1, 3, size, size)
+    dense = count_model(model, x, ops="dense")
+    fvcore = count_model(model, x, ops="fvcore")
+    result.update(
+        dense_macs=dense.macs,
+        fvcore_macs=fvcore.macs,
+        params=dense.params,
+        backend=dense.backend,
+        unknown_ops=dict(dense.unknown_ops) | dict(fvcore.unknown_ops),
+    )
+    with torch.no_grad(), FlopCounterMode(display=False) as peer:
+        model(x)
+    result["flopcountermode_macs"] = peer.get_total_flops() // 2
+    del model, x
+    if dense.macs < real_below * 1e9:
+        torch.manual_seed(0)
+        model = get_model(name, weights=None, **builder_kwargs(name, size)).eval()
+        x = torch.randn(1, 3, size, size)
+        result["fvcore_backend_dense_macs"] = count_model(model, x, ops="dense").macs
+        result["fvcore_backend_fvcore_macs"] = count_model(model, x, ops="fvcore").macs
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def run(real_below: float, only: set[str] | None) -> list[dict[str, Any]]:
+    rows = weights_to_measure()
+    previous = {}
+    if RESULTS.exists():
+        previous = {
+            (row["model"], row["size"]): row for row in json.loads(RESULTS.read_text())["weights"]
+        }
+    measured: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["model"], row["size"])
+        if key not in measured:
+            if only is not None and row["model"] not in only and key in previous:
+                old = previous[key]
+                measured[key] = {k: v for k, v in old.items() if k not in _PER_WEIGHT}
+            else:
+                try:
+                    measured[key] = measure(*key, real_below)
+                except Exception as error:  # recorded, the table says so
+                    measured[key] = {"error": f"{type(error).__name__}: {error}"[:300]}
+                    traceback.print_exc(file=sys.stderr)
+                print(row["model"], row["size"], measured[key], file=sys.stderr, flush=True)
+        row.update(measured[key])
+        save(rows)
+    return rows
+
+
+_PER_WEIGHT = ("model", "weight", "size", "published_gmacs")
+
+
+def save(rows: list[dict[str, Any]]) -> None:
+    document = {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "unit": "MACs (published_gmacs: GMACs, as torchvision's meta['_ops'])",
+        "weights": rows,
+    }
+    RESULTS.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# the table
+
+NOTES = {
+    "ln": "LayerNorms (fvcore: 5 MACs per element)",
+    "bn": "BatchNorms (fvcore: 2 MACs per element in eval)",
+    "pool": "adaptive average pooling (fvcore: 1 MAC per input element)",
+    "se": "squeeze-and-excitation pooling",
+}
+
+
+def gap(counted: int | None, published: float) -> float | None:
+    return None if counted is None else counted / (published * 1e9) - 1
+
+
+def render(rows: list[dict[str, Any]], explanations: dict[str, str]) -> str:
+    lines = [
+        "| weight | size | published GMACs | dense | vs published | fvcore's | vs published"
+        " | FlopCounterMode / 2 | note |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    agree_dense = agree_fvcore = counted = 0
+    for row in rows:
+        published = row["published_gmacs"]
+        if "error" in row:
+            lines.append(
+                f"| {row['weight']} | {row['size']} | {published:.3f} | fails | | | | | "
+                f"{row['error'].splitlines()[0][:80]} |"
+            )
+            continue
+        counted += 1
+        dense_gap = gap(row["dense_macs"], published)
+        fvcore_gap = gap(row["fvcore_macs"], published)
+        assert dense_gap is not None and fvcore_gap is not None
+        agree_dense += abs(dense_gap) <= THRESHOLD
+        agree_fvcore += abs(fvcore_gap) <= THRESHOLD
+        note = ""
+        if abs(dense_gap) > THRESHOLD or abs(fvcore_gap) > THRESHOLD:
+            note = explanations.get(row["weight"]) or explanations.get(row["model"], "")
+        lines.append(
+            f"| {row['weight']} | {row['size']} | {published:.3f} | {row['dense_macs'] / 1e9:.3f}"
+            f" | {_percent(dense_gap)} | {row['fvcore_macs'] / 1e9:.3f} | {_percent(fvcore_gap)}"
+            f" | {row['flopcountermode_macs'] / 1e9:.3f} | {note} |"
+        )
+    summary = (
+        f"{counted} of {len(rows)} weights counted; within 1% of the published figure: "
+        f"{agree_dense} under `ops = \"dense\"`, {agree_fvcore} under `ops = \"fvcore\"`."
+    )
+    return "\n".join([summary, "", *lines])
+
+
+def _percent(value: float | None) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:+.1%}"
+    return f"**{text}**" if abs(value) > THRESHOLD else text
+
+
+def write_markdown(path: Path, table: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise SystemExit(f"{path}: add the markers {START} and {END} where the table goes")
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    path.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--markdown", type=Path, help="rewrite the table in this file")
+    parser.add_argument("--render-only", action="store_true", help="use the saved results")
+    parser.add_argument("--real-below", type=float, default=12.0, metavar="GMACS")
+    parser.add_argument("--only", help="comma-separated model names to (re)count")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.render_only:
+        rows = json.loads(RESULTS.read_text())["weights"]
+    else:
+        only = set(args.only.split(",")) if args.only else None
+        rows = run(args.real_below, only)
+    table = render(rows, EXPLANATIONS)
+    print(table)
+    if args.markdown:
+        write_markdown(args.markdown, table)
+
+
+EXPLANATIONS: dict[str, str] = {}
+"""Per model (or weight), why a gap over 1% is there; filled in from the measured results."""
+
+
+if __name__ == "__main__":
+    main()
