@@ -15,12 +15,13 @@ weights, up to 600 for EfficientNet-B7), and counted with the plugin's public AP
 
 * ``count_model(model, x, ops="dense")`` and ``count_model(model, x, ops="fvcore")``
   (abstract models are counted by the torch backend);
-* with ``--real-below G`` (default 12), models whose dense count is below G GMACs are built
+* with ``--real-below G`` (default 1), models whose dense count is below G GMACs are built
   again with real tensors and counted by the fvcore backend (a JIT trace of a real forward)
   under both conventions, to check the two backends agree;
 * ``torch.utils.flop_counter.FlopCounterMode`` total / 2 on the same fake model, as a peer.
 
-Models sharing a builder and a crop size are counted once. A model that cannot be built or
+Models sharing a builder and a crop size are counted once; models already in the results
+file are kept (``--only a,b`` counts those again). A model that cannot be built or
 counted is recorded with its error. This is a docs and benchmark script, never a CI test.
 """
 
@@ -124,7 +125,11 @@ def run(real_below: float, only: set[str] | None) -> list[dict[str, Any]]:
     for row in rows:
         key = (row["model"], row["size"])
         if key not in measured:
-            if only is not None and row["model"] not in only and key in previous:
+            if (
+                key in previous
+                and "error" not in previous[key]
+                and not (only is not None and row["model"] in only)
+            ):
                 old = previous[key]
                 measured[key] = {k: v for k, v in old.items() if k not in _PER_WEIGHT}
             else:
@@ -198,7 +203,7 @@ def render(rows: list[dict[str, Any]], explanations: dict[str, str]) -> str:
         )
     summary = (
         f"{counted} of {len(rows)} weights counted; within 1% of the published figure: "
-        f"{agree_dense} under `ops = \"dense\"`, {agree_fvcore} under `ops = \"fvcore\"`."
+        f'{agree_dense} under `ops = "dense"`, {agree_fvcore} under `ops = "fvcore"`.'
     )
     return "\n".join([summary, "", *lines])
 
@@ -223,8 +228,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--markdown", type=Path, help="rewrite the table in this file")
     parser.add_argument("--render-only", action="store_true", help="use the saved results")
-    parser.add_argument("--real-below", type=float, default=12.0, metavar="GMACS")
-    parser.add_argument("--only", help="comma-separated model names to (re)count")
+    parser.add_argument("--real-below", type=float, default=1.0, metavar="GMACS")
+    parser.add_argument(
+        "--only", help="comma-separated model names to count again (others saved are kept)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.render_only:

@@ -235,9 +235,7 @@ def test_a_baseline_counted_under_another_convention_is_not_compared_but_said_so
     entry = json.loads(baseline.read_text())["tests"]["test_net.py::test_net"]["Sequential"]
     assert entry["macs"] == FVCORE_TOTAL and "ops" not in entry
 
-    pytester.makepyprojecttoml(
-        '[tool.flopbudget]\nbaseline = "flopbudget.json"\nops = "dense"\n'
-    )
+    pytester.makepyprojecttoml('[tool.flopbudget]\nbaseline = "flopbudget.json"\nops = "dense"\n')
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
