@@ -15,12 +15,12 @@ if TYPE_CHECKING:
 
 
 class FlopCounter:
-    """``flops(model, inputs, *, name=None, grad=False, backend=None, mode=None)``.
+    """``flops(model, inputs, *, name=None, grad=False, backend=None, mode=None, ops=None)``.
 
     ``inputs`` is a tensor, a tuple of positional arguments or a dict of keyword arguments.
     Each call is recorded under ``name`` (default: the model's class name) for the budget
-    check and the summary; the model is left as it was found. ``backend`` and ``mode``
-    override the test's marker and pyproject settings for this call.
+    check and the summary; the model is left as it was found. ``backend``, ``mode`` and
+    ``ops`` override the test's marker and pyproject settings for this call.
     """
 
     def __init__(self, *, flops_per_mac: int, options: CountOptions | None = None) -> None:
@@ -37,12 +37,14 @@ class FlopCounter:
         grad: bool = False,
         backend: str | None = None,
         mode: str | None = None,
+        ops: str | None = None,
     ) -> Count:
         __tracebackhide__ = True
         from .counting.counter import count_model  # torch is imported only by tests that count
 
         backend = backend if backend is not None else self._options.backend
         mode = mode if mode is not None else self._options.mode
+        ops = ops if ops is not None else self._options.ops
         if backend not in ("fvcore", "torch"):
             raise CountError(f'flops(backend=...) must be "fvcore" or "torch", got {backend!r}')
         if mode not in ("inference", "train"):
@@ -55,6 +57,7 @@ class FlopCounter:
             backend=backend,
             mode=mode,
             grad=grad,
+            ops=ops,
         )
         self._counts.append(count)
         return count

@@ -50,11 +50,13 @@ HELP_ON_EXCEED = 'what an over-budget test does: "fail" (default) or "warn" (rep
 HELP_HARDWARE = "comma-separated devices (T4,A100:fp16) to show the ideal time on, a lower bound"
 MARKER_HELP = (
     f"{MARKER_NAME}(gflops=4.1, *, mparams=None, name=None, tolerance=None, on_exceed=None, "
-    "backend=None, mode=None, unknown_ops=None): fail the test if the models it counts with "
+    "backend=None, mode=None, unknown_ops=None, ops=None): fail the test if the models it "
+    "counts with "
     "the flops fixture exceed this budget. One compute unit among flops, kflops, mflops, "
     "gflops, tflops, macs, kmacs, mmacs, gmacs, tmacs; params or mparams for a model-size "
     "guard; name= binds the budget to counts recorded under that name; backend (fvcore, "
-    "torch), mode (inference, train) and unknown_ops (warn, fail, ignore) set how they count."
+    "torch), mode (inference, train), unknown_ops (warn, fail, ignore) and ops (fvcore, dense: "
+    "which ops count) set how they count."
 )
 REPORT_ATTRIBUTE = "flopbudget"
 
@@ -116,7 +118,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def flops(request: pytest.FixtureRequest) -> FlopCounter:
-    """Count a model: ``flops(model, inputs, *, name=None, grad=False, backend=None, mode=None)``.
+    """Count a model: ``flops(model, inputs, *, name=None, grad=False, backend=None, mode=None,
+    ops=None)``.
 
     Returns the count (``.flops``, ``.macs``, ``.params``, ``.by_module``) and records it on
     the test, where ``flop_budget`` markers and pyproject budgets check it.

@@ -28,7 +28,8 @@ def test_the_markdown_summary_is_written_to_a_file(project: pytest.Pytester) -> 
     assert text.splitlines()[:6] == [
         "## flop budget",
         "",
-        "Convention: 1 FLOP = 1 MAC (fvcore's convention; flops_per_mac = 1).",
+        "Convention: 1 FLOP = 1 MAC (fvcore's convention; flops_per_mac = 1); "
+        'ops = "fvcore" (convolutions, matrix products, attention, norms, pooling, resampling).',
         "",
         "| test | name | FLOPs | MACs | params | budget | used | status |",
         "|---|---|---:|---:|---:|---:|---:|---|",

@@ -22,7 +22,8 @@ def test_the_header_names_the_convention_and_backend(project: pytest.Pytester) -
     result = project.runpytest()
     result.stdout.fnmatch_lines(
         [
-            "flopbudget: 1 MAC = 2 FLOPs (flops_per_mac = 2); backend=torch, mode=inference, "
+            "flopbudget: 1 MAC = 2 FLOPs (flops_per_mac = 2); ops=fvcore, backend=torch, "
+            "mode=inference, "
             "unknown_ops=warn, on_exceed=fail"
         ]
     )

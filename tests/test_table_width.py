@@ -93,6 +93,7 @@ def test_wide_terminals_get_the_full_table(
             "tolerance",
             "source",
             "backend",
+            "ops",
             "unknown",
             "ops",
             "status",

@@ -2,6 +2,8 @@
 
 Stored in MACs, which no convention changes; written deterministically (sorted keys, one entry
 per node id and name) so that its diff in a pull request reads as the change in compute.
+The ``ops`` convention does change MACs (``"dense"`` leaves norms and pooling out), so an entry
+counted under ``ops = "dense"`` says so; an entry without ``ops`` was counted under fvcore's.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..counting.op_conventions import DEFAULT_OPS, OPS_CONVENTIONS
 
 FORMAT_VERSION = 1
 
@@ -24,13 +28,17 @@ class BaselineEntry:
     macs: int
     params: int
     by_module_macs: Mapping[str, int] = field(default_factory=dict)
+    ops: str = DEFAULT_OPS
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "macs": self.macs,
             "params": self.params,
             "by_module_macs": dict(sorted(self.by_module_macs.items())),
         }
+        if self.ops != DEFAULT_OPS:  # baselines written before the switch stay as they were
+            data["ops"] = self.ops
+        return data
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,14 @@ class Baseline:
 
     def get(self, nodeid: str, name: str) -> BaselineEntry | None:
         return self.entries.get((nodeid, name))
+
+
+def _ops(value: object, where: str) -> str:
+    parts = value.split("+") if isinstance(value, str) else [value]
+    if not all(part in OPS_CONVENTIONS for part in parts):
+        allowed = " or ".join(f'"{name}"' for name in OPS_CONVENTIONS)
+        raise BaselineError(f"{where}: must be {allowed}, got {value!r}")
+    return str(value)
 
 
 def _int(value: object, where: str) -> int:
@@ -88,6 +104,7 @@ def load(path: Path) -> Baseline:
                 by_module_macs={
                     str(k): _int(v, f"{where}.by_module_macs[{k!r}]") for k, v in modules.items()
                 },
+                ops=_ops(entry.get("ops", DEFAULT_OPS), f"{where}.ops"),
             )
     return Baseline(path, entries)
 
@@ -129,5 +146,6 @@ def measured_entries(
             by_module_macs={
                 path: flops // flops_per_mac for path, flops in verdict.by_module.items()
             },
+            ops=verdict.ops,
         )
     return entries

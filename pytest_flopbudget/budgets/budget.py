@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..counting.op_conventions import OPS_CONVENTIONS
 from .units import COMPUTE_UNITS, PARAM_UNITS, Quantity, UnitError, check_positive, parse_quantities
 
 MARKER_NAME = "flop_budget"
@@ -20,6 +21,7 @@ COUNT_OPTION_CHOICES: dict[str, tuple[str, ...]] = {
     "backend": ("fvcore", "torch"),
     "unknown_ops": ("warn", "fail", "ignore"),
     "mode": ("inference", "train"),
+    "ops": OPS_CONVENTIONS,
 }
 OPTION_KEYS = ("name", "tolerance", "on_exceed", *COUNT_OPTION_CHOICES)
 
@@ -111,7 +113,7 @@ def _read_options(
 
 
 def count_options_from_marker(kwargs: Mapping[str, Any], where: str) -> dict[str, str]:
-    """``backend=``, ``unknown_ops=`` and ``mode=``: how the test's models are counted."""
+    """``backend=``, ``unknown_ops=``, ``mode=`` and ``ops=``: how the test's models are counted."""
     options: dict[str, str] = {}
     for key, choices in COUNT_OPTION_CHOICES.items():
         if key in kwargs:

@@ -5,6 +5,10 @@ both conventions, so a report written with ``flops_per_mac = 1`` compares cleanl
 written with ``flops_per_mac = 2``. "Grew" and "which modules changed" come from
 :mod:`.growth`, the engine the in-run regression check uses too.
 
+Counts made under different ``ops`` conventions (``"fvcore"``: with norms, pooling and
+resampling; ``"dense"``: without) differ by up to a few percent on the same model, which is
+neither growth nor shrinkage: :func:`compare` refuses them with :class:`ConventionMismatch`.
+
 Pure: reports in, frozen dataclasses out. Reading report files is ``reports.json_report``'s
 job, rendering is ``reports.comparison``'s.
 """
@@ -33,6 +37,11 @@ class Model:
     macs: int
     params: int
     module_macs: dict[str, float] = field(hash=False)
+    ops: str = "fvcore"
+
+
+class ConventionMismatch(ValueError):
+    """The two reports counted the same models under different ``ops`` conventions."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class Report:
     flops_per_mac: int
     models: dict[Key, Model] = field(hash=False)
     skipped: int = 0  # rows without counts (budget errors), which have nothing to compare
+    ops: str = "fvcore"
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,7 @@ def compare(old: Report, new: Report, tolerance: float = 0.0, top: int = DEFAULT
         raise ValueError(f"tolerance must be a non-negative number, got {tolerance!r}")
     if top < 0:
         raise ValueError(f"top must be >= 0, got {top!r}")
+    _check_same_ops(old, new)
     changes = [
         _change(old.models.get(key), new_model, tolerance, top)
         for key, new_model in new.models.items()
@@ -134,6 +145,24 @@ def compare(old: Report, new: Report, tolerance: float = 0.0, top: int = DEFAULT
         if key not in new.models
     ]
     return Comparison(old=old, new=new, tolerance=tolerance, models=tuple(changes))
+
+
+def _check_same_ops(old: Report, new: Report) -> None:
+    mismatched = [
+        (key, model.ops, new.models[key].ops)
+        for key, model in old.models.items()
+        if key in new.models and model.ops != new.models[key].ops
+    ]
+    if not mismatched:
+        return
+    (nodeid, name), before, after = mismatched[0]
+    more = f" and {len(mismatched) - 1} more" if len(mismatched) > 1 else ""
+    raise ConventionMismatch(
+        f"{old.source} and {new.source} counted under different ops conventions: "
+        f'{nodeid} [{name}] under ops = "{before}" in one, ops = "{after}" in the other{more}. '
+        'ops = "fvcore" counts norms, pooling and resampling and ops = "dense" does not, so '
+        "the difference is not a change in the model; write both reports with the same ops"
+    )
 
 
 def _change(old: Model | None, new: Model | None, tolerance: float, top: int) -> ModelChange:
@@ -164,4 +193,13 @@ def _status(
     return growth.status(pairs, tolerance, modules_changed=modules_changed)
 
 
-__all__ = ["DEFAULT_TOP", "Comparison", "Model", "ModelChange", "ModuleChange", "Report", "compare"]
+__all__ = [
+    "DEFAULT_TOP",
+    "Comparison",
+    "ConventionMismatch",
+    "Model",
+    "ModelChange",
+    "ModuleChange",
+    "Report",
+    "compare",
+]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..counting.op_conventions import DESCRIPTIONS, OPS_CONVENTIONS
 from .budget import (
     ON_EXCEED_CHOICES,
     Budget,
@@ -48,6 +49,7 @@ class Settings:
     backend: str = "fvcore"
     unknown_ops: str = "warn"
     mode: str = "inference"
+    ops: str = "fvcore"
     budgets_by_nodeid: Mapping[str, Budget] = field(default_factory=dict)
     budgets_by_name: Mapping[str, Budget] = field(default_factory=dict)
     baseline_path: Path | None = None
@@ -66,6 +68,11 @@ class Settings:
             return "1 FLOP = 1 MAC (fvcore's convention; flops_per_mac = 1)"
         return "1 MAC = 2 FLOPs (flops_per_mac = 2)"
 
+    @property
+    def ops_convention(self) -> str:
+        """Which ops the run's counts include, as the report header says it."""
+        return DESCRIPTIONS[self.ops]
+
 
 @dataclass(frozen=True)
 class CountOptions:
@@ -74,6 +81,7 @@ class CountOptions:
     backend: str = "fvcore"
     unknown_ops: str = "warn"
     mode: str = "inference"
+    ops: str = "fvcore"
 
 
 def count_options(settings: Settings, marker_options: Mapping[str, str]) -> CountOptions:
@@ -81,6 +89,7 @@ def count_options(settings: Settings, marker_options: Mapping[str, str]) -> Coun
         backend=marker_options.get("backend", settings.backend),
         unknown_ops=marker_options.get("unknown_ops", settings.unknown_ops),
         mode=marker_options.get("mode", settings.mode),
+        ops=marker_options.get("ops", settings.ops),
     )
 
 
@@ -150,6 +159,7 @@ KNOWN_KEYS = (
     "backend",
     "unknown_ops",
     "mode",
+    "ops",
     "budgets",
     "baseline",
     "regression_tolerance",
@@ -199,6 +209,7 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
         backend=_choice(section, "backend", BACKEND_CHOICES, "fvcore", place),
         unknown_ops=_choice(section, "unknown_ops", UNKNOWN_OPS_CHOICES, "warn", place),
         mode=_choice(section, "mode", MODE_CHOICES, "inference", place),
+        ops=_choice(section, "ops", OPS_CONVENTIONS, "fvcore", place),
         budgets_by_nodeid=by_nodeid,
         budgets_by_name=by_name,
         baseline_path=baseline_path,

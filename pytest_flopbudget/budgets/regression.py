@@ -26,6 +26,12 @@ def against_baseline(verdict: Verdict, baseline: Baseline | None, settings: Sett
         notes.append("not in the baseline")
         return replace(verdict, notes=tuple(notes))
     assert verdict.macs is not None and verdict.params is not None
+    if entry.ops != verdict.ops:
+        notes.append(
+            f'not compared with the baseline: it was counted under ops = "{entry.ops}", this '
+            f'run under ops = "{verdict.ops}"; rewrite it with --flop-budget-update'
+        )
+        return replace(verdict, notes=tuple(notes))
     fpm = settings.flops_per_mac
     before = {path: macs * fpm for path, macs in entry.by_module_macs.items()}
     changes = tuple(

@@ -48,6 +48,7 @@ class Verdict:
     enforced: bool = True
     message: str = ""
     backend: str = ""
+    ops: str = "fvcore"
     by_module: Mapping[str, int] = field(default_factory=dict)
     unknown_ops: Mapping[str, int] = field(default_factory=dict)
     baseline_macs: int | None = None
@@ -96,6 +97,7 @@ class _Subject:
     backend: str
     by_module: dict[str, int]
     unknown_ops: dict[str, int]
+    ops: str = "fvcore"
 
 
 def _added(tallies: Iterable[Mapping[str, int]]) -> dict[str, int]:
@@ -119,6 +121,7 @@ def _combine(name: str, counts: Sequence[Count], params: int) -> _Subject:
         backend="+".join(backends),
         by_module=by_module,
         unknown_ops=unknown,
+        ops="+".join(sorted({count.ops for count in counts})),
     )
 
 
@@ -177,13 +180,23 @@ def judge(
             backend="+".join(sorted({s.backend for s in everything})),
             by_module=_sum_modules(everything),
             unknown_ops=_added(s.unknown_ops for s in everything),
+            ops="+".join(sorted({part for s in everything for part in s.ops.split("+")})),
         )
         verdicts.append(_check(nodeid, total, test_budget, settings))
+    verdicts = [_ops_note(verdict, settings) for verdict in verdicts]
     if unknown_ops == "fail":
         verdicts = [_fail_on_unknown_ops(verdict, settings) for verdict in verdicts]
     if not test_failed:
         verdicts.extend(_missing(nodeid, subjects, named, test_budget))
     return verdicts
+
+
+def _ops_note(verdict: Verdict, settings: Settings) -> Verdict:
+    """A count made under another ``ops`` convention than the header's says so in the notes."""
+    if not verdict.counted or verdict.ops == settings.ops:
+        return verdict
+    note = f'counted under ops = "{verdict.ops}", not the run\'s ops = "{settings.ops}"'
+    return replace(verdict, notes=(*verdict.notes, note))
 
 
 def _fail_on_unknown_ops(verdict: Verdict, settings: Settings) -> Verdict:
@@ -251,6 +264,7 @@ def _unbudgeted(nodeid: str, subject: _Subject, settings: Settings) -> Verdict:
         macs=subject.macs,
         params=subject.params,
         backend=subject.backend,
+        ops=subject.ops,
         by_module=subject.by_module,
         unknown_ops=subject.unknown_ops,
     )
@@ -307,6 +321,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         enforced=(budget.on_exceed or settings.on_exceed) == "fail" and not settings.update,
         message=message,
         backend=subject.backend,
+        ops=subject.ops,
         by_module=subject.by_module,
         unknown_ops=subject.unknown_ops,
     )

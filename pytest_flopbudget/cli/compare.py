@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import TextIO
 
-from ..budgets.comparison import DEFAULT_TOP, compare
+from ..budgets.comparison import DEFAULT_TOP, ConventionMismatch, compare
 from ..reports import json_report
 from ..reports.comparison import render_markdown, render_text, to_dict
 
@@ -34,7 +34,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
         epilog=(
             "exit status: 0 no model grew beyond the tolerance (shrinking, added and removed "
-            "models are fine); 1 some model's MACs or params grew beyond it; 2 bad input."
+            "models are fine); 1 some model's MACs or params grew beyond it; 2 bad input, or "
+            "models counted under different ops conventions (fvcore, dense)."
         ),
     )
     compare_parser.add_argument("old", type=Path, metavar="OLD.json", help="the baseline report")
@@ -99,7 +100,11 @@ def _run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except json_report.ReportError as exc:
         print(f"flopbudget compare: error: {exc}", file=err)
         return EXIT_USAGE
-    comparison = compare(old, new, tolerance=args.tolerance, top=args.top)
+    try:
+        comparison = compare(old, new, tolerance=args.tolerance, top=args.top)
+    except ConventionMismatch as exc:
+        print(f"flopbudget compare: error: {exc}", file=err)
+        return EXIT_USAGE
     if args.format == "json":
         out.write(json.dumps(to_dict(comparison), indent=2) + "\n")
     elif args.format == "markdown":

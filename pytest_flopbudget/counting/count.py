@@ -26,7 +26,9 @@ class Count:
     """One call of ``flops(model, inputs)``.
 
     ``flops`` follows the convention in force (``flops_per_mac``); ``macs`` never changes with
-    it. ``by_module`` maps module paths (as in ``model.named_modules()``) to FLOPs.
+    it. ``by_module`` maps module paths (as in ``model.named_modules()``) to FLOPs. ``ops`` is
+    the convention of which ops count (``"fvcore"`` or ``"dense"``, see
+    :mod:`.op_conventions`): counts under different ``ops`` are not comparable.
     """
 
     name: str
@@ -39,6 +41,7 @@ class Count:
     unknown_ops: Mapping[str, int] = field(default_factory=dict)
     mode: str = "inference"
     abstract: bool = False
+    ops: str = "fvcore"
 
     def top_modules(self, limit: int = 5) -> list[tuple[str, int]]:
         """The heaviest modules at the shallowest depth where the work splits."""
@@ -56,6 +59,7 @@ class Count:
             "unknown_ops": dict(self.unknown_ops),
             "mode": self.mode,
             "abstract": self.abstract,
+            "ops": self.ops,
         }
 
     @classmethod
@@ -71,6 +75,7 @@ class Count:
             unknown_ops={str(k): int(v) for k, v in data.get("unknown_ops", {}).items()},
             mode=str(data.get("mode", "inference")),
             abstract=bool(data.get("abstract", False)),
+            ops=str(data.get("ops", "fvcore")),
         )
 
 

@@ -14,6 +14,7 @@ from .backends import get_backend
 from .count import Count, CountError, RawCount
 from .fakes import AbstractInputError, is_abstract
 from .inputs import InputError, normalize_inputs, private_copies
+from .op_conventions import check_ops
 
 
 def count_model(
@@ -25,8 +26,13 @@ def count_model(
     backend: str = "fvcore",
     mode: str = "inference",
     grad: bool = False,
+    ops: str = "fvcore",
 ) -> Count:
     """Count ``model(inputs)`` and return the result in the given convention.
+
+    ``ops`` says which ops count: ``"fvcore"`` (fvcore's convention: convolutions, matrix
+    products, attention, norms, pooling, resampling) or ``"dense"`` (convolutions, matrix
+    products and attention only, as torchvision's published figures and FlopCounterMode).
 
     Abstract models and inputs (fake or meta tensors) and training steps (``mode="train"``)
     are counted by the torch backend whatever ``backend`` says: a JIT trace needs real data
@@ -39,6 +45,10 @@ def count_model(
     if not isinstance(label, str) or not label:
         raise CountError(f"flops(name=...) must be a non-empty string, got {name!r}")
     try:
+        ops = check_ops(ops)
+    except ValueError as error:
+        raise CountError(f"{label}: flops(ops=...): {error}") from None
+    try:
         args, kwargs = private_copies(*normalize_inputs(inputs))
     except InputError as error:
         raise CountError(f"{label}: {error}") from None
@@ -47,7 +57,7 @@ def count_model(
     abstract = state.abstract or is_abstract((args, kwargs))
     if abstract or train:
         backend = "torch"
-    count_backend = get_backend(backend, train=train)
+    count_backend = get_backend(backend, train=train, ops=ops)
     try:
         with _quiet(), torch.set_grad_enabled(grad or train):
             raw = count_backend(model, args, kwargs)
@@ -71,6 +81,7 @@ def count_model(
         unknown_ops=dict(raw.unknown_ops),
         mode=mode,
         abstract=abstract,
+        ops=ops,
     )
 
 

@@ -33,7 +33,7 @@ def data(
     """What the page draws: plain JSON, every number also pre-formatted for reading."""
     verdicts = [verdict for record in records for verdict in record.verdicts]
     return {
-        "convention": settings.convention,
+        "convention": f"{settings.convention}; {settings.ops_convention}",
         "tally": _tally(verdicts),
         "models": [_model(verdict, settings) for verdict in verdicts],
         "stale": [entry.describe() for entry in stale],

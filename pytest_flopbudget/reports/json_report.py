@@ -16,6 +16,7 @@ from ..budgets.comparison import Key, Model, Report
 from ..budgets.config import Settings
 from ..budgets.record import TestRecord
 from ..budgets.stale import StaleEntry
+from ..counting.op_conventions import DEFAULT_OPS, OPS_CONVENTIONS
 from .files import write_atomically
 
 FORMAT_VERSION = 1
@@ -48,6 +49,7 @@ def build(
                     "status": verdict.status,
                     "enforced": verdict.enforced,
                     "backend": verdict.backend,
+                    "ops": verdict.ops,
                     "message": verdict.message,
                     "unknown_ops": dict(verdict.unknown_ops),
                     "by_module": dict(verdict.by_module),
@@ -67,7 +69,12 @@ def build(
             )
     return {
         "version": FORMAT_VERSION,
-        "convention": {"flops_per_mac": settings.flops_per_mac, "description": settings.convention},
+        "convention": {
+            "flops_per_mac": settings.flops_per_mac,
+            "description": settings.convention,
+            "ops": settings.ops,
+            "ops_description": settings.ops_convention,
+        },
         "results": results,
         "stale": [{"where": entry.where, "key": entry.key} for entry in stale],
     }
@@ -118,20 +125,23 @@ def _parse(data: Any, source: str) -> Report:
     if version != SUPPORTED_VERSION or isinstance(version, bool):
         raise ReportError(f"unsupported report version {version!r} (supported: 1)")
     flops_per_mac = _convention(data.get("convention"))
+    ops = _ops(data["convention"].get("ops", DEFAULT_OPS), "convention.ops")
     results = data.get("results")
     if not isinstance(results, list):
         raise ReportError(f"'results' must be a list, got {_json_type(results)}")
     models: dict[Key, Model] = {}
     skipped = 0
     for index, row in enumerate(results):
-        model = _model(row, f"results[{index}]", flops_per_mac)
+        model = _model(row, f"results[{index}]", flops_per_mac, ops)
         if model is None:
             skipped += 1
         elif (model.nodeid, model.name) in models:
             raise ReportError(f"results[{index}]: {model.nodeid} [{model.name}] appears twice")
         else:
             models[(model.nodeid, model.name)] = model
-    return Report(source=source, flops_per_mac=flops_per_mac, models=models, skipped=skipped)
+    return Report(
+        source=source, flops_per_mac=flops_per_mac, models=models, skipped=skipped, ops=ops
+    )
 
 
 def _convention(convention: Any) -> int:
@@ -143,8 +153,21 @@ def _convention(convention: Any) -> int:
     return int(flops_per_mac)
 
 
-def _model(row: Any, where: str, flops_per_mac: int) -> Model | None:
-    """One result row as a model, or ``None`` for a row without counts (a budget error)."""
+def _ops(value: Any, where: str) -> str:
+    """An ops convention, or several joined by ``+`` (a test that counted under both).
+
+    Reports written before the switch existed carry none: they were all fvcore's."""
+    parts = value.split("+") if isinstance(value, str) else [value]
+    if not all(part in OPS_CONVENTIONS for part in parts):
+        allowed = " or ".join(f'"{name}"' for name in OPS_CONVENTIONS)
+        raise ReportError(f"{where}: must be {allowed}, got {value!r}")
+    return str(value)
+
+
+def _model(row: Any, where: str, flops_per_mac: int, ops: str = DEFAULT_OPS) -> Model | None:
+    """One result row as a model, or ``None`` for a row without counts (a budget error).
+
+    A row without ``ops`` was counted under the report's convention."""
     if not isinstance(row, dict):
         raise ReportError(f"{where}: expected an object, got {_json_type(row)}")
     nodeid = _string(row, "nodeid", where)
@@ -160,7 +183,14 @@ def _model(row: Any, where: str, flops_per_mac: int) -> Model | None:
         str(path): _as_macs(_number(value, f"{where}.by_module[{path!r}]"), flops_per_mac)
         for path, value in by_module.items()
     }
-    return Model(nodeid=nodeid, name=name, macs=macs, params=params, module_macs=module_macs)
+    return Model(
+        nodeid=nodeid,
+        name=name,
+        macs=macs,
+        params=params,
+        module_macs=module_macs,
+        ops=_ops(row.get("ops", ops), f"{where}.ops"),
+    )
 
 
 def _string(row: Mapping[str, Any], key: str, where: str) -> str:

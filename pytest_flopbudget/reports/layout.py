@@ -18,6 +18,7 @@ GAP = "  "
 # name, FLOPs, budget, used and status columns always stay.
 DROP_ORDER = (
     "unknown ops",
+    "ops",
     "backend",
     "source",
     "tolerance",

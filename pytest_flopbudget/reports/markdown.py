@@ -33,7 +33,12 @@ def build(
         columns.append("vs baseline")
     columns += [label for label, _, _ in rows.hardware_columns(settings)]
     columns.append("status")
-    lines = ["## flop budget", "", f"Convention: {settings.convention}.", ""]
+    lines = [
+        "## flop budget",
+        "",
+        f"Convention: {settings.convention}; {settings.ops_convention}.",
+        "",
+    ]
     if verdicts:
         lines.append("| " + " | ".join(columns) + " |")
         lines.append(

@@ -15,6 +15,8 @@ from ..budgets.verdict import Verdict
 
 def baseline_cell(verdict: Verdict) -> str:
     if verdict.baseline_macs is None or verdict.macs is None:
+        if any(note.startswith("not compared with the baseline") for note in verdict.notes):
+            return "ops differ"
         return "new" if "not in the baseline" in verdict.notes else "-"
     if verdict.baseline_macs == verdict.macs:
         return "="
@@ -51,6 +53,7 @@ def cells(verdict: Verdict, settings: Settings, *, short_test: bool = False) -> 
         "tolerance": f"{verdict.tolerance:.1%}" if verdict.budget_label else "-",
         "source": verdict.budget_source or "-",
         "backend": verdict.backend or "-",
+        "ops": verdict.ops if verdict.counted else "-",
         "unknown ops": unknown or "-",
         "status": verdict.status_label,
     }

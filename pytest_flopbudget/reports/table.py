@@ -21,12 +21,13 @@ _COLOURS: dict[str, dict[str, bool]] = {
     NO_BUDGET: {"yellow": True},
     ERROR: {"red": True, "bold": True},
 }
-_LEFT_ALIGNED = {"test", "name", "source", "backend", "unknown ops", "status"}
+_LEFT_ALIGNED = {"test", "name", "source", "backend", "ops", "unknown ops", "status"}
 
 
 def header_line(settings: Settings) -> str:
     """pytest's session header names the convention before any number is printed."""
     options = {
+        "ops": settings.ops,
         "backend": settings.backend,
         "mode": settings.mode,
         "unknown_ops": settings.unknown_ops,
@@ -45,7 +46,7 @@ def _columns(verbosity: int, settings: Settings, with_baseline: bool) -> list[st
         columns.append("vs baseline")
     columns += [label for label, _, _ in rows.hardware_columns(settings)]
     if verbosity > 0:
-        columns += ["tolerance", "source", "backend", "unknown ops"]
+        columns += ["tolerance", "source", "backend", "ops", "unknown ops"]
     return [*columns, "status"]
 
 
@@ -74,7 +75,7 @@ def write(
     if not verdicts and not stale:
         return
     width = max(terminal._tw.fullwidth, 40)
-    terminal.write_sep("=", f"flop budget: {settings.convention}")
+    terminal.write_sep("=", f"flop budget: {settings.convention}; {settings.ops_convention}")
     if verdicts and verbosity >= -1:
         _write_rows(terminal, verdicts, settings, verbosity, with_baseline, width)
     if verbosity >= -1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -13,20 +14,24 @@ Backend = Callable[[torch.nn.Module, tuple[Any, ...], dict[str, Any]], RawCount]
 BACKEND_NAMES = ("fvcore", "torch")
 
 
-def get_backend(name: str, *, train: bool = False) -> Backend:
-    """``train`` counts a training step (forward and backward): the torch backend only."""
+def get_backend(name: str, *, train: bool = False, ops: str = "fvcore") -> Backend:
+    """``train`` counts a training step (forward and backward): the torch backend only.
+    ``ops`` is the convention of :mod:`..op_conventions` the backend counts under."""
+    backend: Backend
     if train:
         if name != "torch":
             raise ValueError("training steps are counted by the torch backend only")
         from .torch_backend import count_training_step_with_torch
 
-        return count_training_step_with_torch
-    if name == "fvcore":
+        backend = count_training_step_with_torch
+    elif name == "fvcore":
         from .fvcore_backend import count_with_fvcore
 
-        return count_with_fvcore
-    if name == "torch":
+        backend = count_with_fvcore
+    elif name == "torch":
         from .torch_backend import count_with_torch
 
-        return count_with_torch
-    raise ValueError(f"unknown backend {name!r} (known: {', '.join(BACKEND_NAMES)})")
+        backend = count_with_torch
+    else:
+        raise ValueError(f"unknown backend {name!r} (known: {', '.join(BACKEND_NAMES)})")
+    return backend if ops == "fvcore" else functools.partial(backend, ops=ops)

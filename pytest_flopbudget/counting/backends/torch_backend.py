@@ -52,6 +52,7 @@ from torch.utils.hooks import RemovableHandle
 from ..count import RawCount
 from ..formulas import lookup
 from ..inputs import InputError, output_tensors
+from ..op_conventions import counts_under, dense_part
 from ..op_policy import split_uncounted
 
 _METADATA_QUERIES = frozenset(
@@ -87,19 +88,20 @@ def count_with_torch(
     kwargs: dict[str, Any],
     *,
     train: bool = False,
+    ops: str = "fvcore",
 ) -> RawCount:
     """Count ``model(*args, **kwargs)``; with ``train=True`` a whole training step.
 
     This is the registry's ``(model, args, kwargs)`` backend. Fake inputs are counted under
     the fake mode they were made in (:func:`..fakes.counting_context` checks they are not
-    mixed with real tensors first).
+    mixed with real tensors first). ``ops`` is the convention of :mod:`..op_conventions`.
     """
     from ..fakes import counting_context
 
     with counting_context(model, args, kwargs):
         if train:
-            return _count_training_step(model, args, kwargs)
-        return _count_forward(model, args, kwargs)
+            return _count_training_step(model, args, kwargs, ops)
+        return _count_forward(model, args, kwargs, ops)
 
 
 count_training_step_with_torch = functools.partial(count_with_torch, train=True)
@@ -107,10 +109,10 @@ count_training_step_with_torch = functools.partial(count_with_torch, train=True)
 
 
 def _count_forward(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], ops: str = "fvcore"
 ) -> RawCount:
     tally = _Tally(model)
-    with _composites_whole(), _ModuleScopes(model, tally), _CountingMode(tally):
+    with _composites_whole(), _ModuleScopes(model, tally), _CountingMode(tally, ops):
         model(*args, **kwargs)
     return tally.result()
 
@@ -130,7 +132,7 @@ def _composites_whole() -> contextlib.AbstractContextManager[Any]:
 
 
 def _count_training_step(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], ops: str = "fvcore"
 ) -> RawCount:
     """Forward in training mode with grad, a scalar from the outputs, backward.
 
@@ -148,7 +150,7 @@ def _count_training_step(
         _gradients_left_as_found(leaves),
         torch.enable_grad(),
         _ModuleScopes(model, tally),
-        _CountingMode(tally),
+        _CountingMode(tally, ops),
     ):
         outputs = model(*args, **kwargs)
         _scalar_loss(outputs).backward()
@@ -221,6 +223,7 @@ class _Tally:
         self.total = 0
         self.by_module: dict[str, int] = {path: 0 for path, _ in model.named_modules()}
         self.uncounted: Counter[str] = Counter()
+        self.left_out: Counter[str] = Counter()
         self.running: Counter[str] = Counter()
         self.calls: list[tuple[int, int, str]] = []
         self._node_paths: dict[int, list[str]] = {}
@@ -245,6 +248,7 @@ class _Tally:
         by_module = _containers_filled(self.by_module)
         by_module[""] = self.total
         unknown, ignored = split_uncounted(self.uncounted)
+        ignored.update(self.left_out)
         return RawCount(
             macs=self.total, by_module_macs=by_module, unknown_ops=unknown, ignored_ops=ignored
         )
@@ -275,11 +279,15 @@ def _current_autograd_node() -> Any:
 
 
 class _CountingMode(TorchDispatchMode):
-    """Sees each ATen op once: counts it with its formula, decomposes it, or lists it."""
+    """Sees each ATen op once: counts it with its formula, decomposes it, or lists it.
 
-    def __init__(self, tally: _Tally) -> None:
+    An op with a formula that the ``ops`` convention leaves out runs whole and adds 0 (it is
+    not decomposed: its parts are the elementwise work the formula stood for)."""
+
+    def __init__(self, tally: _Tally, ops: str = "fvcore") -> None:
         super().__init__()
         self._tally = tally
+        self._ops = ops
 
     def __torch_dispatch__(
         self,
@@ -299,6 +307,11 @@ class _CountingMode(TorchDispatchMode):
                     return decomposed
                 self._tally.uncounted[name] += 1
             return func(*args, **kwargs)
+        if not counts_under(self._ops, name):
+            self._tally.left_out[name] += 1
+            return func(*args, **kwargs)
+        if self._ops != "fvcore":
+            formula = dense_part(name, formula)
         out = func(*args, **kwargs)
         inputs = schema_inputs(func, args, kwargs)
         outputs = output_shapes(out)
