@@ -647,6 +647,119 @@ def mkldnn_rnn_layer(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# quantized ops (torch.ao eager-mode static and dynamic quantization)
+
+
+def _packed(value: Any) -> bool:
+    """A packed weight (``LinearPackedParamsBase``, ``Conv2dPackedParamsBase`` ...): a
+    TorchScript object, handed to formulas as it is."""
+    return hasattr(value, "_method_names")
+
+
+def _unpacked_weight(packed: Any) -> Shape:
+    """The float-layout weight shape inside a packed weight: (out, in) for a linear one,
+    (Cout, Cin/groups, *k) for a convolution, (Cin, Cout/groups, *k) for a transposed one.
+    A backend that already turned it into a shape passes that through."""
+    if _is_shape(packed):
+        return tuple(packed)
+    import torch
+
+    if "weight" in packed._method_names():
+        return tuple(int(size) for size in packed.weight().shape)
+    try:
+        weight = torch.ops.quantized.linear_unpack(packed)[0]
+    except RuntimeError:  # fp16 packing has its own unpack
+        weight = torch.ops.quantized.linear_unpack_fp16(packed)[0]
+    return tuple(int(size) for size in weight.shape)
+
+
+def _packed_argument(inputs: Sequence[Any], outputs: Sequence[Any]) -> Shape:
+    for value in inputs[1:]:
+        if _packed(value):
+            return _unpacked_weight(value)
+    return inputs[1]  # an unpacked weight tensor (linear_dynamic_fp16_unpacked_weight)
+
+
+def quantized_linear(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::linear/linear_relu/linear_dynamic/...(X (..., in), W_prepack (out, in), ...):
+    the float linear's numel(X)*out MACs, ``out`` read from the unpacked weight; the fused
+    activation and the (de)quantization around the product are elementwise."""
+    return _numel(inputs[0]) * _packed_argument(inputs, outputs)[0]
+
+
+def quantized_conv(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::conv1d/2d/3d[_relu|_add|_add_relu|_dynamic](qx, [qaccum,] packed_weight, ...):
+    the float convolution's out_numel*(Cin/groups)*kernel MACs, the weight shape read from the
+    packed weight; a fused add or ReLU is elementwise."""
+    return _conv_macs(inputs[0], _packed_argument(inputs, outputs), outputs[0], transposed=False)
+
+
+def quantized_conv_transpose(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::conv_transpose1d/2d/3d[_dynamic](qx, packed_weight (Cin, Cout/groups, *k), ...):
+    the float transposed convolution's in_numel*(Cout/groups)*kernel MACs."""
+    return _conv_macs(inputs[0], _packed_argument(inputs, outputs), outputs[0], transposed=True)
+
+
+def quantized_matmul(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::matmul(qa (..., N, K), qb (..., K, M), scale, zero_point): matmul's
+    broadcast(batch)*N*K*M MACs."""
+    return _matmul_macs(inputs[0], inputs[1])
+
+
+def quantized_batch_norm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::batch_norm*/aten::quantized_batch_norm(qx, weight, bias, mean, var, eps, ...):
+    quantized batch norm only runs with running statistics, the eval rule numel*(2 affine, 1
+    not)."""
+    return _batch_norm_macs(inputs[0], inputs[1], training=False)
+
+
+def _cell_weights(cell: Any) -> list[Shape]:
+    """The weight matrices of an RNN layer's ``CellParamsBase``: its state holds the float
+    tensors and the packed linear weights (dynamic quantization packs both matrices)."""
+    import torch
+
+    shapes: list[Shape] = []
+    if _is_shape(cell):
+        return [cell]
+
+    def visit(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            shapes.append(tuple(int(size) for size in value.shape))
+        elif _packed(value):
+            shapes.append(_unpacked_weight(value))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+
+    visit(cell.__getstate__())
+    return shapes
+
+
+def quantized_rnn(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized_lstm/quantized_gru(input (T, B, in) | packed data (tokens, in), [batch_sizes,]
+    hx, params (one CellParamsBase per layer and direction), ...): the float RNN's
+    tokens * sum(rows*cols) over every layer's weight matrices."""
+    params = next(
+        value
+        for value in inputs[1:]
+        if isinstance(value, list)
+        and value
+        and not _is_shape(value[0])
+        and not isinstance(value[0], list)
+    )
+    return _numel(inputs[0][:-1]) * _weight_macs(
+        shape for cell in params for shape in _cell_weights(cell)
+    )
+
+
+def quantized_rnn_cell_dynamic(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::quantized_lstm_cell_dynamic/gru/rnn_relu/rnn_tanh(input (B, in), hx,
+    w_ih packed (G*H, in), w_hh packed (G*H, H), ...): the float cell's B*G*H*(in + H) MACs."""
+    weights = [_unpacked_weight(w) for w in inputs[2:4]]
+    return _numel(inputs[0][:-1]) * _weight_macs(weights)
+
+
+# --------------------------------------------------------------------------------------------
 # backward (training steps; see "Backward" in the module docstring)
 
 
@@ -831,8 +944,19 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     native_multi_head_attention: ("_native_multi_head_attention",),
     transformer_encoder_layer_fwd: ("_transformer_encoder_layer_fwd",),
     rnn: ("lstm", "gru", "rnn_tanh", "rnn_relu"),
-    rnn_cell: ("lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell"),
+    rnn_cell: (
+        "lstm_cell",
+        "gru_cell",
+        "rnn_tanh_cell",
+        "rnn_relu_cell",
+        "quantized_lstm_cell",
+        "quantized_gru_cell",
+        "quantized_rnn_tanh_cell",
+        "quantized_rnn_relu_cell",
+    ),
     mkldnn_rnn_layer: ("mkldnn_rnn_layer",),
+    quantized_rnn: ("quantized_lstm", "quantized_gru"),
+    quantized_batch_norm: ("quantized_batch_norm",),
     convolution_backward: ("convolution_backward",),
     scaled_dot_product_attention_backward: (
         "_scaled_dot_product_flash_attention_for_cpu_backward",
@@ -856,8 +980,66 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     grid_sampler_backward: ("grid_sampler_2d_backward",),
 }
 
-for _formula, _names in _BUILTIN.items():
-    for _name in _names:
-        register_formula(f"aten::{_name}", _formula)
-del _formula, _names, _name
+_QUANTIZED: dict[Formula, tuple[str, ...]] = {
+    quantized_linear: (
+        "linear",
+        "linear_relu",
+        "linear_leaky_relu",
+        "linear_tanh",
+        "linear_dynamic",
+        "linear_relu_dynamic",
+        "linear_dynamic_fp16",
+        "linear_relu_dynamic_fp16",
+        "linear_dynamic_fp16_unpacked_weight",
+        "linear_with_input_q_dq_qweight_dq_output_fp32",
+        "linear_with_input_q_dq_qweight_dq_relu_output_fp32",
+    ),
+    quantized_conv: (
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv1d_relu",
+        "conv2d_relu",
+        "conv3d_relu",
+        "conv2d_add",
+        "conv2d_add_relu",
+        "conv1d_dynamic",
+        "conv2d_dynamic",
+        "conv3d_dynamic",
+    ),
+    quantized_conv_transpose: (
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "conv_transpose1d_dynamic",
+        "conv_transpose2d_dynamic",
+        "conv_transpose3d_dynamic",
+    ),
+    quantized_matmul: ("matmul",),
+    quantized_batch_norm: (
+        "batch_norm",
+        "batch_norm_relu",
+        "batch_norm1d",
+        "batch_norm1d_relu",
+        "batch_norm2d",
+        "batch_norm2d_relu",
+        "batch_norm3d",
+        "batch_norm3d_relu",
+    ),
+    layer_norm: ("layer_norm",),
+    group_norm: ("group_norm",),
+    instance_norm: ("instance_norm",),
+    quantized_rnn_cell_dynamic: (
+        "quantized_lstm_cell_dynamic",
+        "quantized_gru_cell_dynamic",
+        "quantized_rnn_relu_cell_dynamic",
+        "quantized_rnn_tanh_cell_dynamic",
+    ),
+}
+
+for _namespace, _table in (("aten", _BUILTIN), ("quantized", _QUANTIZED)):
+    for _formula, _names in _table.items():
+        for _name in _names:
+            register_formula(f"{_namespace}::{_name}", _formula)
+del _namespace, _table, _formula, _names, _name
 _USER_REGISTERED.clear()  # the built-ins above are not users' formulas

@@ -117,21 +117,51 @@ atleast_1d atleast_2d atleast_3d broadcast_to broadcast_tensors
 """
 
 _QUANTIZED_ELEMENTWISE = """
-add add_relu add_out add_relu_out add_scalar add_scalar_relu add_scalar_out mul mul_relu
-mul_out mul_scalar mul_scalar_relu mul_scalar_out cat cat_relu cat_out relu6 leaky_relu
-hardswish sigmoid elu celu threshold hardtanh clamp softmax gelu
-max_pool1d max_pool2d quantized_max_pool1d quantized_max_pool2d adaptive_avg_pool2d_nhwc
-embedding_byte embedding_4bit embedding_bag_byte_rowwise_offsets embedding_bag_4bit_rowwise_offsets
-embedding_bag_byte embedding_bag_4bit
-linear_prepack linear_prepack_fp16 linear_unpack linear_unpack_fp16 conv1d_prepack
-conv2d_prepack conv3d_prepack conv_transpose1d_prepack conv_transpose2d_prepack
-conv_transpose3d_prepack conv1d_unpack conv2d_unpack conv3d_unpack conv_transpose1d_unpack
-conv_transpose2d_unpack conv_transpose3d_unpack
+add add_out add_relu add_relu_out add_scalar add_scalar_out add_scalar_relu add_scalar_relu_out
+mul mul_out mul_relu mul_relu_out mul_scalar mul_scalar_out mul_scalar_relu mul_scalar_relu_out
+cat cat_out cat_relu cat_relu_out celu clamp elu hardswish leaky_relu prelu relu6 sigmoid
+softmax threshold dropout max_pool1d max_pool2d
+embedding_byte embedding_4bit embedding_bag_byte embedding_bag_4bit
+embedding_bag_byte_rowwise_offsets embedding_bag_4bit_rowwise_offsets
+embedding_bag_2bit_rowwise_offsets
 """
+
+_QUANTIZED_PACKING = """
+linear_prepack linear_prepack_fp16 linear_prepack_legacy linear_prepack_fp16_legacy
+linear_unpack linear_unpack_fp16 conv_prepack conv_unpack conv2d_unpack_sizes
+make_quantized_cell_params make_quantized_cell_params_dynamic make_quantized_cell_params_fp16
+embedding_bag_prepack embedding_bag_unpack embedding_bag_byte_prepack embedding_bag_byte_unpack
+embedding_bag_4bit_prepack embedding_bag_4bit_unpack embedding_bag_2bit_prepack
+embedding_bag_2bit_unpack embedding_bag_byte_prepack_with_rowwise_min_max
+embedding_bag_4bit_prepack_with_rowwise_min_max embedding_bag_2bit_prepack_with_rowwise_min_max
+""" + "".join(
+    f" {conv}_{what}"
+    for conv in (
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+    )
+    for what in (
+        "prepack",
+        "unpack",
+        "stride",
+        "padding",
+        "output_padding",
+        "dilation",
+        "groups",
+        "transpose",
+    )
+)
+"""Reading or writing packed weights: done once per weight, not per input; accessor ops."""
 
 IGNORED_BY_CONVENTION: frozenset[str] = frozenset(
     f"aten::{name}" for name in (_ELEMENTWISE + _LOSSES + _BACKWARD + _DATA_MOVEMENT).split()
-) | frozenset(f"quantized::{name}" for name in _QUANTIZED_ELEMENTWISE.split())
+) | frozenset(
+    f"quantized::{name}" for name in (_QUANTIZED_ELEMENTWISE + _QUANTIZED_PACKING).split()
+)
 
 
 def is_ignored(op: str) -> bool:
