@@ -588,6 +588,20 @@ def efficient_attention_forward(inputs: Sequence[Any], outputs: Sequence[Any]) -
     return _varlen_attention_macs(q, k, v, _arg(inputs, 4), _arg(inputs, 6), _arg(inputs, 7))
 
 
+def flex_attention(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """higher_order::flex_attention(q (B, H, L, E), k (B, Hkv, S, E), v (B, Hkv, S, Ev),
+    score_mod, block_mask, scale, ...): SDPA's B*H*L*S*(E + Ev). A block mask skips blocks
+    at run time and a score mod adds elementwise work; both count as the full product, as an
+    explicit ``attn_mask`` does, so a budget does not depend on the mask's sparsity."""
+    return _attention_macs(inputs[0], inputs[1], inputs[2])
+
+
+def flex_attention_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """higher_order::flex_attention_backward(q, k, v, out, logsumexp, grad_out, ...):
+    SDPA's backward, 2 x the forward's B*H*L*S*(E + Ev) (dQ, dK, dV and dP)."""
+    return 2 * _attention_macs(inputs[0], inputs[1], inputs[2])
+
+
 def _mha_macs(q: Shape, k: Shape, v: Shape) -> int:
     """In-projections (Tq+Tk+Tv)*E*E, QK^T and AV batch*L*S*E each (summed over the heads,
     H*D = E), out-projection Tq*E*E. T = tokens = numel/E."""
@@ -1037,7 +1051,16 @@ _QUANTIZED: dict[Formula, tuple[str, ...]] = {
     ),
 }
 
-for _namespace, _table in (("aten", _BUILTIN), ("quantized", _QUANTIZED)):
+_HIGHER_ORDER: dict[Formula, tuple[str, ...]] = {
+    flex_attention: ("flex_attention",),
+    flex_attention_backward: ("flex_attention_backward",),
+}
+
+for _namespace, _table in (
+    ("aten", _BUILTIN),
+    ("quantized", _QUANTIZED),
+    ("higher_order", _HIGHER_ORDER),
+):
     for _formula, _names in _table.items():
         for _name in _names:
             register_formula(f"{_namespace}::{_name}", _formula)

@@ -32,14 +32,16 @@ listed as uncounted like any other op.
 
 Limits: a module's work is attributed only when it is called (``module(x)``, not
 ``module.forward(x)``), as with fvcore; a module registered under two paths is reported under
-the first, as ``named_modules()`` does. Higher-order ops (``torch.cond``, compiled regions)
-are not supported by the mode and fail the count with torch's own error.
+the first, as ``named_modules()`` does. Higher-order ops are seen whole: ``flex_attention``
+and its backward have formulas, any other (``torch.cond``, ``while_loop``, compiled regions)
+runs and is listed as unknown under ``higher_order::<name>``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -110,9 +112,32 @@ def _count_forward(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> RawCount:
     tally = _Tally(model)
-    with _composites_whole(), _ModuleScopes(model, tally), _CountingMode(tally):
+    with (
+        _composites_whole(),
+        _eager_flex_attention(),
+        _ModuleScopes(model, tally),
+        _CountingMode(tally),
+    ):
         model(*args, **kwargs)
     return tally.result()
+
+
+@contextlib.contextmanager
+def _eager_flex_attention() -> Iterator[None]:
+    """Eager ``flex_attention`` wraps its higher-order op in ``torch.compile``, which refuses to
+    run under a dispatch mode; torch's debug switch calls the op directly instead (the same
+    unfused computation), so the mode sees it. Only a model that imported it can call it."""
+    module = sys.modules.get("torch.nn.attention.flex_attention")
+    flag = "_FLEX_ATTENTION_DISABLE_COMPILE_DEBUG"
+    if module is None or not hasattr(module, flag):
+        yield
+        return
+    saved = getattr(module, flag)
+    setattr(module, flag, True)
+    try:
+        yield
+    finally:
+        setattr(module, flag, saved)
 
 
 def _composites_whole() -> contextlib.AbstractContextManager[Any]:
@@ -147,6 +172,7 @@ def _count_training_step(
         _training_flags(model),
         _gradients_left_as_found(leaves),
         torch.enable_grad(),
+        _eager_flex_attention(),
         _ModuleScopes(model, tally),
         _CountingMode(tally),
     ):
@@ -275,7 +301,14 @@ def _current_autograd_node() -> Any:
 
 
 class _CountingMode(TorchDispatchMode):
-    """Sees each ATen op once: counts it with its formula, decomposes it, or lists it."""
+    """Sees each ATen op once: counts it with its formula, decomposes it, or lists it.
+
+    Higher-order ops (``flex_attention``, ``cond``, ...) come here too, under the name
+    ``higher_order::<name>``: counted when a formula has that name, else run and listed as
+    unknown (their body runs without the mode, so nothing inside them is seen).
+    """
+
+    supports_higher_order_operators = True
 
     def __init__(self, tally: _Tally) -> None:
         super().__init__()
@@ -289,6 +322,8 @@ class _CountingMode(TorchDispatchMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
+        if isinstance(func, torch._ops.HigherOrderOperator):
+            return self._higher_order(func, args, kwargs)
         name = func._schema.name
         formula = lookup(name)
         if formula is None:
@@ -304,6 +339,23 @@ class _CountingMode(TorchDispatchMode):
         outputs = output_shapes(out)
         try:
             macs = int(formula(inputs, outputs))
+        except Exception as error:
+            raise FormulaError(f"the formula for {name} failed on {inputs!r}: {error}") from error
+        self._tally.add(macs)
+        return out
+
+    def _higher_order(
+        self, func: torch._ops.HigherOrderOperator, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        name = f"higher_order::{func.name()}"
+        formula = lookup(name)
+        out = func(*args, **kwargs)
+        if formula is None:
+            self._tally.uncounted[name] += 1
+            return out
+        inputs = [as_shapes(value) for value in (*args, *kwargs.values())]
+        try:
+            macs = int(formula(inputs, output_shapes(out)))
         except Exception as error:
             raise FormulaError(f"the formula for {name} failed on {inputs!r}: {error}") from error
         self._tally.add(macs)
