@@ -62,7 +62,7 @@ def test_counting_flex_attention_leaves_torchs_compile_switch_as_it_was() -> Non
     before = module._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG
     q = k = v = torch.randn(1, 1, 128, 8)
     count_model(Flex(), (q, k, v), backend="torch")
-    assert module._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG == before
+    assert before == module._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG
 
 
 def test_flex_attention_backward_is_twice_its_forward_like_sdpa() -> None:

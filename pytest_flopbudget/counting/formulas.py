@@ -362,6 +362,27 @@ def cdist(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
     return _numel(_broadcast(x1[:-2], x2[:-2])) * x1[-2] * x2[-2] * x1[-1]
 
 
+def pdist(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """pdist/_pdist_forward(input (N, M), p): N*(N-1)/2 pairs x M coordinates, cdist's rule
+    for the pairs above the diagonal."""
+    n, m = inputs[0][-2], inputs[0][-1]
+    return n * (n - 1) // 2 * m
+
+
+def affine_grid_generator(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """affine_grid_generator(theta (N, 2, 3) | (N, 3, 4), size, align_corners): every output
+    point (N, H, W, 2) is theta (2x3) times its homogeneous base point, numel(out)*3 MACs
+    (numel(out)*4 in 3-D), the bmm it runs as with grad enabled."""
+    return _numel(outputs[0]) * inputs[0][-1]
+
+
+def conv_tbc(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """conv_tbc(input (T, B, Cin), weight (K, Cin, Cout), bias, pad): a 1-D convolution in
+    time-batch-channel layout, numel(out)*K*Cin MACs."""
+    kernel, in_channels = inputs[1][0], inputs[1][1]
+    return _numel(outputs[0]) * kernel * in_channels
+
+
 # --------------------------------------------------------------------------------------------
 # einsum
 
@@ -840,6 +861,31 @@ def group_norm_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
     return _numel(inputs[1]) * _affine_factor(inputs[4], 5, 4)
 
 
+def cdist_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_cdist_backward(grad (..., P, R), x1 (..., P, M), x2, p, cdist): the gradient of x1, one
+    product per coordinate of every pair, the forward's batch*P*R*M (one call per operand that
+    needs a gradient)."""
+    return _numel(inputs[0]) * inputs[1][-1]
+
+
+def pdist_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_pdist_backward(grad, self (N, M), p, pdist): the forward's N*(N-1)/2*M."""
+    return pdist(inputs[1:], outputs)
+
+
+def affine_grid_generator_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """affine_grid_generator_backward(grad (N, H, W, 2), size, align_corners): the gradient of
+    theta, a product of the same size as the forward, numel(grad)*(3 in 2-D, 4 in 3-D)."""
+    return _numel(inputs[0]) * (inputs[0][-1] + 1)
+
+
+def conv_tbc_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """conv_tbc_backward(grad (T', B, Cout), input, weight (K, Cin, Cout), bias, pad): input and
+    weight gradients, each the forward's numel(grad)*K*Cin."""
+    kernel, in_channels = inputs[2][0], inputs[2][1]
+    return 2 * _numel(inputs[0]) * kernel * in_channels
+
+
 def rms_norm_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
     """_fused_rms_norm_backward(grad_out, input, normalized_shape, rstd, weight, output_mask):
     the forward's numel*(3 with a weight, 2 without)."""
@@ -910,15 +956,15 @@ def _jit_value(value: Any) -> Any:
 # registry
 
 _BUILTIN: dict[Formula, tuple[str, ...]] = {
-    addmm: ("addmm",),
+    addmm: ("addmm", "addmm_"),
     addmm_activation: ("_addmm_activation",),
     mm: ("mm", "_int_mm", "_scaled_mm"),
     bmm: ("bmm",),
-    baddbmm: ("baddbmm",),
-    addbmm: ("addbmm",),
+    baddbmm: ("baddbmm", "baddbmm_"),
+    addbmm: ("addbmm", "addbmm_"),
     matmul: ("matmul",),
     mv: ("mv",),
-    addmv: ("addmv",),
+    addmv: ("addmv", "addmv_"),
     dot: ("dot", "vdot"),
     linalg_vecdot: ("linalg_vecdot",),
     linear: ("linear", "mkldnn_linear"),
@@ -928,6 +974,9 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     inner: ("inner",),
     multi_dot: ("linalg_multi_dot", "chain_matmul"),
     cdist: ("cdist", "_cdist_forward"),
+    pdist: ("pdist", "_pdist_forward"),
+    affine_grid_generator: ("affine_grid_generator",),
+    conv_tbc: ("conv_tbc",),
     einsum: ("einsum",),
     convolution: ("convolution", "_convolution"),
     conv: ("conv1d", "conv2d", "conv3d"),
@@ -985,6 +1034,10 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     batch_norm_backward: ("native_batch_norm_backward", "batch_norm_backward"),
     group_norm_backward: ("native_group_norm_backward",),
     rms_norm_backward: ("_fused_rms_norm_backward",),
+    cdist_backward: ("_cdist_backward",),
+    pdist_backward: ("_pdist_backward",),
+    affine_grid_generator_backward: ("affine_grid_generator_backward",),
+    conv_tbc_backward: ("conv_tbc_backward",),
     adaptive_avg_pool2d_backward: ("_adaptive_avg_pool2d_backward",),
     upsample_nearest2d_backward: (
         "upsample_nearest2d_backward",

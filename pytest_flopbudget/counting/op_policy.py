@@ -52,7 +52,7 @@ linalg_vector_norm frobenius_norm nansum nanmean var_mean std_mean count_nonzero
 lt_ le_ gt_ ge_ eq_ ne_ logical_and_ logical_or_ logical_not_ bitwise_and_ bitwise_or_
 max_pool3d_with_indices adaptive_max_pool3d _masked_softmax
 _upsample_nearest_exact1d _upsample_nearest_exact3d
-rrelu rrelu_with_noise aminmax _weight_norm _weight_norm_interface norm_except_dim
+rrelu rrelu_with_noise aminmax kron addr cosine_similarity pairwise_distance _weight_norm _weight_norm_interface norm_except_dim
 quantize_per_tensor quantize_per_tensor_dynamic quantize_per_channel dequantize
 q_scale q_zero_point q_per_channel_scales q_per_channel_zero_points int_repr
 _make_per_tensor_quantized_tensor _make_per_channel_quantized_tensor
@@ -70,6 +70,9 @@ mse_loss l1_loss smooth_l1_loss huber_loss binary_cross_entropy binary_cross_ent
 kl_div soft_margin_loss margin_ranking_loss hinge_embedding_loss poisson_nll_loss
 nll_loss_backward nll_loss2d_backward mse_loss_backward smooth_l1_loss_backward
 huber_loss_backward binary_cross_entropy_backward soft_margin_loss_backward
+ctc_loss _ctc_loss _ctc_loss_backward cosine_embedding_loss triplet_margin_loss
+multi_margin_loss multilabel_margin_loss multilabel_margin_loss_forward
+multi_margin_loss_backward multilabel_margin_loss_backward
 """
 
 _BACKWARD = """
@@ -113,7 +116,8 @@ _unsafe_index _unsafe_index_put _unsafe_masked_index index_add index_add_ index_
 index_fill_ index_copy index_copy_ masked_scatter masked_scatter_ as_strided_scatter
 select_scatter slice_scatter diagonal_scatter
 tensor_split meshgrid _shape_as_tensor one_hot hsplit vsplit dsplit split_copy unbind_copy
-atleast_1d atleast_2d atleast_3d broadcast_to broadcast_tensors
+atleast_1d atleast_2d atleast_3d broadcast_to broadcast_tensors view_as_real view_as_complex
+diag_embed diag diagflat _linalg_check_errors
 """
 
 _QUANTIZED_ELEMENTWISE = """

@@ -48,13 +48,14 @@ from typing import Any
 
 import torch
 from torch.autograd import _get_sequence_nr
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.hooks import RemovableHandle
 
 from ..count import RawCount
 from ..formulas import lookup
 from ..inputs import InputError, output_tensors
-from ..op_policy import split_uncounted
+from ..op_policy import is_ignored, split_uncounted
 
 _METADATA_QUERIES = frozenset(
     {
@@ -116,6 +117,7 @@ def _count_forward(
         _composites_whole(),
         _eager_flex_attention(),
         _ModuleScopes(model, tally),
+        _WholeWithGrad(tally),
         _CountingMode(tally),
     ):
         model(*args, **kwargs)
@@ -154,6 +156,75 @@ def _composites_whole() -> contextlib.AbstractContextManager[Any]:
     return below_autograd()
 
 
+def _whole_functions() -> dict[Callable[..., Any], tuple[str, tuple[str, ...]]]:
+    """Composites that autograd decomposes into ops the convention ignores, so that with grad
+    enabled they would count 0 (or, for 1-d pooling, more than fvcore's 0): function ->
+    (formula name, or an ignored op's name, and parameter names in schema order).
+    ``AdaptiveAvgPool2d(1)`` becomes a ``mean``, ``nn.RMSNorm`` ``pow``/``mean``/``rsqrt``/``mul``.
+    """
+    import torch.nn.functional as F
+
+    pool = ("aten::adaptive_avg_pool2d", ("input", "output_size"))
+    rms = ("aten::rms_norm", ("input", "normalized_shape", "weight", "eps"))
+    ignored = ("aten::adaptive_avg_pool1d", ("input", "output_size"))  # fvcore's 0, not 2d's
+    return {
+        torch.adaptive_avg_pool1d: ignored,
+        F.adaptive_avg_pool2d: pool,
+        torch._C._nn.adaptive_avg_pool2d: pool,
+        F.rms_norm: rms,
+        torch.rms_norm: rms,
+    }
+
+
+class _WholeWithGrad(TorchFunctionMode):
+    """With grad enabled, count the composites of :func:`_whole_functions` whole, as without.
+
+    The call is counted with the op's formula at the torch-function level; the ATen ops it runs
+    are its parts and are neither counted nor listed, in the forward (``tally.quiet``) and in
+    the backward (autograd nodes the call created, ``tally.quiet_nodes``). Its backward counts
+    the forward's number, the rule for per-element estimates (``rms_norm_backward``,
+    ``_adaptive_avg_pool2d_backward``), once the output's gradient arrives. So a train-mode
+    forward counts what inference counts and the backward what the whole op's backward would.
+    """
+
+    def __init__(self, tally: _Tally) -> None:
+        super().__init__()
+        self._tally = tally
+        self._functions = _whole_functions()
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Sequence[type],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        entry = self._functions.get(func)
+        if entry is None or not torch.is_grad_enabled():
+            return func(*args, **kwargs)
+        name, parameters = entry
+        start = _get_sequence_nr()
+        self._tally.quiet += 1
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            self._tally.quiet -= 1
+        end = _get_sequence_nr()
+        values = [*args, *(kwargs[p] for p in parameters[len(args) :] if p in kwargs)]
+        inputs = [as_shapes(value) for value in values]
+        formula = lookup(name)
+        macs = int(formula(inputs, output_shapes(out))) if formula is not None else 0
+        self._tally.add(macs)
+        if end > start and isinstance(out, torch.Tensor) and out.requires_grad:
+            self._tally.quiet_nodes.append((start, end))
+            out.register_hook(functools.partial(self._backward, macs))
+        return out
+
+    def _backward(self, macs: int, grad: torch.Tensor) -> None:
+        self._tally.add(macs)
+
+
 def _count_training_step(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> RawCount:
@@ -174,6 +245,7 @@ def _count_training_step(
         torch.enable_grad(),
         _eager_flex_attention(),
         _ModuleScopes(model, tally),
+        _WholeWithGrad(tally),
         _CountingMode(tally),
     ):
         outputs = model(*args, **kwargs)
@@ -250,6 +322,21 @@ class _Tally:
         self.running: Counter[str] = Counter()
         self.calls: list[tuple[int, int, str]] = []
         self._node_paths: dict[int, list[str]] = {}
+        self.quiet = 0
+        self.quiet_nodes: list[tuple[int, int]] = []
+
+    def is_quiet(self) -> bool:
+        """Inside a composite counted whole (:class:`_WholeWithGrad`): its forward, or the
+        backward of an autograd node it created."""
+        if self.quiet:
+            return True
+        if not self.quiet_nodes:
+            return False
+        node = _current_autograd_node()
+        if node is None:
+            return False
+        sequence_nr = node._sequence_nr()
+        return any(start <= sequence_nr < end for start, end in self.quiet_nodes)
 
     def add(self, macs: int) -> None:
         self.total += macs
@@ -324,14 +411,17 @@ class _CountingMode(TorchDispatchMode):
         kwargs = kwargs or {}
         if isinstance(func, torch._ops.HigherOrderOperator):
             return self._higher_order(func, args, kwargs)
+        if self._tally.is_quiet():
+            return func(*args, **kwargs)
         name = func._schema.name
         formula = lookup(name)
         if formula is None:
             if name not in _METADATA_QUERIES:
-                with self:
-                    decomposed = func.decompose(*args, **kwargs)
-                if decomposed is not NotImplemented:
-                    return decomposed
+                if not is_ignored(name):  # an ignored op's parts must not count either
+                    with self:
+                        decomposed = func.decompose(*args, **kwargs)
+                    if decomposed is not NotImplemented:
+                        return decomposed
                 self._tally.uncounted[name] += 1
             return func(*args, **kwargs)
         out = func(*args, **kwargs)
