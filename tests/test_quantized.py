@@ -128,9 +128,7 @@ def test_a_dynamically_quantized_mlp_and_rnn_count_their_float_macs(
 ) -> None:
     torch.manual_seed(0)
     with engine("fbgemm"):
-        model = tq.quantize_dynamic(
-            DynamicNet().eval(), {nn.Linear, nn.LSTM, nn.GRU}, dtype=dtype
-        )
+        model = tq.quantize_dynamic(DynamicNet().eval(), {nn.Linear, nn.LSTM, nn.GRU}, dtype=dtype)
         count = count_model(model, torch.randn(3, 2, 8), backend=backend)
     assert DYNAMIC_NET_MACS == 8_640
     assert (count.macs, count.unknown_ops, count.backend) == (DYNAMIC_NET_MACS, {}, "torch")
