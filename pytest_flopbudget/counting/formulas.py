@@ -44,9 +44,15 @@ Conventions, and why:
   RMS norm has no mean and no centering, so it costs ``numel*(3 with a weight, 2 without)``:
   the sum of squares, the normalization and the scale. A norm written out by hand
   (``pow``, ``mean``, ``rsqrt``, ``mul``, as transformers' ``LlamaRMSNorm``) is elementwise
-  work and counts 0, exactly as a hand-written layer norm does under fvcore. (Caveat: with
-  grad enabled on CPU, autograd decomposes ``rms_norm`` before the torch backend's mode sees
-  it, so ``grad=True`` counts and training steps count nn.RMSNorm's parts, 0.)
+  work and counts 0, exactly as a hand-written layer norm does under fvcore. (With grad
+  enabled, autograd decomposes ``rms_norm`` and ``AdaptiveAvgPool2d(1)`` into ignored ops
+  before the torch backend's dispatcher mode sees them; that backend counts those two whole
+  at the torch-function level, so training steps count them as inference does.)
+* Quantized ops (``quantized::linear``, ``conv2d``, ``linear_dynamic``, ``quantized_lstm``
+  ...) count their float counterparts' MACs; their packed weights reach the formulas as
+  TorchScript objects and are unpacked for the weight shape. ``flex_attention`` (a
+  higher-order op, named ``higher_order::flex_attention``) counts as SDPA, the full product
+  whatever its block mask skips.
 * ``embedding_bag`` is not here: it is a gather followed by a sum (optionally weighted), all of
   which the convention ignores when written out as ``embedding`` + ``sum``, so
   :mod:`.op_policy` lists it as ignored; rewriting a model into the fused op must not change
