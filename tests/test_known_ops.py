@@ -7,6 +7,7 @@ test is elementwise or data movement, 0 by fvcore's convention, on both backends
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,7 @@ def test_splitting_grids_shapes_and_one_hot_are_data_movement(fn: Callable[..., 
     assert _counts(Then(fn), torch.randn(2, 8)) == [(LINEAR_MACS, {})] * 3
 
 
+@pytest.mark.filterwarnings("ignore:.*weight_norm is deprecated:FutureWarning")
 @pytest.mark.parametrize(
     "wrap",
     [torch.nn.utils.weight_norm, torch.nn.utils.parametrizations.weight_norm],
@@ -182,12 +184,14 @@ def _ids() -> dict[str, torch.Tensor]:
 
 
 def _examples() -> Any:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
-    try:
-        import models  # examples/models.py
-    finally:
-        sys.path.pop(0)
-    return models
+    """examples/models.py, under its own name: pytester projects write a ``models`` module."""
+    path = Path(__file__).parents[1] / "examples" / "models.py"
+    spec = importlib.util.spec_from_file_location("flopbudget_examples_models", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 EXAMPLES = _examples()
