@@ -34,9 +34,10 @@ def count_model(
     products, attention, norms, pooling, resampling) or ``"dense"`` (convolutions, matrix
     products and attention only, as torchvision's published figures and FlopCounterMode).
 
-    Abstract models and inputs (fake or meta tensors) and training steps (``mode="train"``)
-    are counted by the torch backend whatever ``backend`` says: a JIT trace needs real data
-    and sees no backward pass. The count's ``backend`` says which one counted.
+    Abstract models and inputs (fake or meta tensors), training steps (``mode="train"``) and
+    quantized models are counted by the torch backend whatever ``backend`` says: a JIT trace
+    needs real data, sees no backward pass and cannot take packed quantized weights. The
+    count's ``backend`` says which one counted.
     """
     __tracebackhide__ = True
     if not isinstance(model, torch.nn.Module):
@@ -55,7 +56,7 @@ def count_model(
     train = mode == "train"
     state = _ModelState.of(model, all_buffers=train)
     abstract = state.abstract or is_abstract((args, kwargs))
-    if abstract or train:
+    if abstract or train or _packs_weights(model):
         backend = "torch"
     count_backend = get_backend(backend, train=train, ops=ops)
     try:
@@ -82,6 +83,16 @@ def count_model(
         mode=mode,
         abstract=abstract,
         ops=ops,
+    )
+
+
+def _packs_weights(model: torch.nn.Module) -> bool:
+    """Quantized modules hold packed weights (TorchScript objects) that fvcore's trace refuses
+    as inputs ("Only tensors ... can be inputs to traced functions")."""
+    return any(
+        isinstance(value, torch.ScriptObject)
+        for module in model.modules()
+        for value in vars(module).values()
     )
 
 

@@ -44,9 +44,15 @@ Conventions, and why:
   RMS norm has no mean and no centering, so it costs ``numel*(3 with a weight, 2 without)``:
   the sum of squares, the normalization and the scale. A norm written out by hand
   (``pow``, ``mean``, ``rsqrt``, ``mul``, as transformers' ``LlamaRMSNorm``) is elementwise
-  work and counts 0, exactly as a hand-written layer norm does under fvcore. (Caveat: with
-  grad enabled on CPU, autograd decomposes ``rms_norm`` before the torch backend's mode sees
-  it, so ``grad=True`` counts and training steps count nn.RMSNorm's parts, 0.)
+  work and counts 0, exactly as a hand-written layer norm does under fvcore. (With grad
+  enabled, autograd decomposes ``rms_norm`` and ``AdaptiveAvgPool2d(1)`` into ignored ops
+  before the torch backend's dispatcher mode sees them; that backend counts those two whole
+  at the torch-function level, so training steps count them as inference does.)
+* Quantized ops (``quantized::linear``, ``conv2d``, ``linear_dynamic``, ``quantized_lstm``
+  ...) count their float counterparts' MACs; their packed weights reach the formulas as
+  TorchScript objects and are unpacked for the weight shape. ``flex_attention`` (a
+  higher-order op, named ``higher_order::flex_attention``) counts as SDPA, the full product
+  whatever its block mask skips.
 * ``embedding_bag`` is not here: it is a gather followed by a sum (optionally weighted), all of
   which the convention ignores when written out as ``embedding`` + ``sum``, so
   :mod:`.op_policy` lists it as ignored; rewriting a model into the fused op must not change
@@ -362,6 +368,27 @@ def cdist(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
     return _numel(_broadcast(x1[:-2], x2[:-2])) * x1[-2] * x2[-2] * x1[-1]
 
 
+def pdist(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """pdist/_pdist_forward(input (N, M), p): N*(N-1)/2 pairs x M coordinates, cdist's rule
+    for the pairs above the diagonal."""
+    n, m = inputs[0][-2], inputs[0][-1]
+    return n * (n - 1) // 2 * m
+
+
+def affine_grid_generator(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """affine_grid_generator(theta (N, 2, 3) | (N, 3, 4), size, align_corners): every output
+    point (N, H, W, 2) is theta (2x3) times its homogeneous base point, numel(out)*3 MACs
+    (numel(out)*4 in 3-D), the bmm it runs as with grad enabled."""
+    return _numel(outputs[0]) * inputs[0][-1]
+
+
+def conv_tbc(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """conv_tbc(input (T, B, Cin), weight (K, Cin, Cout), bias, pad): a 1-D convolution in
+    time-batch-channel layout, numel(out)*K*Cin MACs."""
+    kernel, in_channels = inputs[1][0], inputs[1][1]
+    return _numel(outputs[0]) * kernel * in_channels
+
+
 # --------------------------------------------------------------------------------------------
 # einsum
 
@@ -588,6 +615,20 @@ def efficient_attention_forward(inputs: Sequence[Any], outputs: Sequence[Any]) -
     return _varlen_attention_macs(q, k, v, _arg(inputs, 4), _arg(inputs, 6), _arg(inputs, 7))
 
 
+def flex_attention(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """higher_order::flex_attention(q (B, H, L, E), k (B, Hkv, S, E), v (B, Hkv, S, Ev),
+    score_mod, block_mask, scale, ...): SDPA's B*H*L*S*(E + Ev). A block mask skips blocks
+    at run time and a score mod adds elementwise work; both count as the full product, as an
+    explicit ``attn_mask`` does, so a budget does not depend on the mask's sparsity."""
+    return _attention_macs(inputs[0], inputs[1], inputs[2])
+
+
+def flex_attention_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """higher_order::flex_attention_backward(q, k, v, out, logsumexp, grad_out, ...):
+    SDPA's backward, 2 x the forward's B*H*L*S*(E + Ev) (dQ, dK, dV and dP)."""
+    return 2 * _attention_macs(inputs[0], inputs[1], inputs[2])
+
+
 def _mha_macs(q: Shape, k: Shape, v: Shape) -> int:
     """In-projections (Tq+Tk+Tv)*E*E, QK^T and AV batch*L*S*E each (summed over the heads,
     H*D = E), out-projection Tq*E*E. T = tokens = numel/E."""
@@ -644,6 +685,119 @@ def mkldnn_rnn_layer(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
     """mkldnn_rnn_layer(input (T, B, in), w_ih (G*H, in), w_hh (G*H, H), b_ih, b_hh, ...): one
     layer and direction of the CPU LSTM, T*B*G*H*(in + H) MACs."""
     return _numel(inputs[0][:-1]) * _weight_macs(inputs[1:3])
+
+
+# --------------------------------------------------------------------------------------------
+# quantized ops (torch.ao eager-mode static and dynamic quantization)
+
+
+def _packed(value: Any) -> bool:
+    """A packed weight (``LinearPackedParamsBase``, ``Conv2dPackedParamsBase`` ...): a
+    TorchScript object, handed to formulas as it is."""
+    return hasattr(value, "_method_names")
+
+
+def _unpacked_weight(packed: Any) -> Shape:
+    """The float-layout weight shape inside a packed weight: (out, in) for a linear one,
+    (Cout, Cin/groups, *k) for a convolution, (Cin, Cout/groups, *k) for a transposed one.
+    A backend that already turned it into a shape passes that through."""
+    if _is_shape(packed):
+        return tuple(packed)
+    import torch
+
+    if "weight" in packed._method_names():
+        return tuple(int(size) for size in packed.weight().shape)
+    try:
+        weight = torch.ops.quantized.linear_unpack(packed)[0]
+    except RuntimeError:  # fp16 packing has its own unpack
+        weight = torch.ops.quantized.linear_unpack_fp16(packed)[0]
+    return tuple(int(size) for size in weight.shape)
+
+
+def _packed_argument(inputs: Sequence[Any], outputs: Sequence[Any]) -> Shape:
+    for value in inputs[1:]:
+        if _packed(value):
+            return _unpacked_weight(value)
+    return inputs[1]  # an unpacked weight tensor (linear_dynamic_fp16_unpacked_weight)
+
+
+def quantized_linear(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::linear/linear_relu/linear_dynamic/...(X (..., in), W_prepack (out, in), ...):
+    the float linear's numel(X)*out MACs, ``out`` read from the unpacked weight; the fused
+    activation and the (de)quantization around the product are elementwise."""
+    return _numel(inputs[0]) * _packed_argument(inputs, outputs)[0]
+
+
+def quantized_conv(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::conv1d/2d/3d[_relu|_add|_add_relu|_dynamic](qx, [qaccum,] packed_weight, ...):
+    the float convolution's out_numel*(Cin/groups)*kernel MACs, the weight shape read from the
+    packed weight; a fused add or ReLU is elementwise."""
+    return _conv_macs(inputs[0], _packed_argument(inputs, outputs), outputs[0], transposed=False)
+
+
+def quantized_conv_transpose(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::conv_transpose1d/2d/3d[_dynamic](qx, packed_weight (Cin, Cout/groups, *k), ...):
+    the float transposed convolution's in_numel*(Cout/groups)*kernel MACs."""
+    return _conv_macs(inputs[0], _packed_argument(inputs, outputs), outputs[0], transposed=True)
+
+
+def quantized_matmul(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::matmul(qa (..., N, K), qb (..., K, M), scale, zero_point): matmul's
+    broadcast(batch)*N*K*M MACs."""
+    return _matmul_macs(inputs[0], inputs[1])
+
+
+def quantized_batch_norm(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::batch_norm*/aten::quantized_batch_norm(qx, weight, bias, mean, var, eps, ...):
+    quantized batch norm only runs with running statistics, the eval rule numel*(2 affine, 1
+    not)."""
+    return _batch_norm_macs(inputs[0], inputs[1], training=False)
+
+
+def _cell_weights(cell: Any) -> list[Shape]:
+    """The weight matrices of an RNN layer's ``CellParamsBase``: its state holds the float
+    tensors and the packed linear weights (dynamic quantization packs both matrices)."""
+    import torch
+
+    shapes: list[Shape] = []
+    if _is_shape(cell):
+        return [cell]
+
+    def visit(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            shapes.append(tuple(int(size) for size in value.shape))
+        elif _packed(value):
+            shapes.append(_unpacked_weight(value))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+
+    visit(cell.__getstate__())
+    return shapes
+
+
+def quantized_rnn(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized_lstm/quantized_gru(input (T, B, in) | packed data (tokens, in), [batch_sizes,]
+    hx, params (one CellParamsBase per layer and direction), ...): the float RNN's
+    tokens * sum(rows*cols) over every layer's weight matrices."""
+    params = next(
+        value
+        for value in inputs[1:]
+        if isinstance(value, list)
+        and value
+        and not _is_shape(value[0])
+        and not isinstance(value[0], list)
+    )
+    return _numel(inputs[0][:-1]) * _weight_macs(
+        shape for cell in params for shape in _cell_weights(cell)
+    )
+
+
+def quantized_rnn_cell_dynamic(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """quantized::quantized_lstm_cell_dynamic/gru/rnn_relu/rnn_tanh(input (B, in), hx,
+    w_ih packed (G*H, in), w_hh packed (G*H, H), ...): the float cell's B*G*H*(in + H) MACs."""
+    weights = [_unpacked_weight(w) for w in inputs[2:4]]
+    return _numel(inputs[0][:-1]) * _weight_macs(weights)
 
 
 # --------------------------------------------------------------------------------------------
@@ -711,6 +865,31 @@ def group_norm_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
     """native_group_norm_backward(grad_out, input, mean, rstd, weight, N, C, HxW, group,
     output_mask): the forward's numel*(5 affine, 4 not)."""
     return _numel(inputs[1]) * _affine_factor(inputs[4], 5, 4)
+
+
+def cdist_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_cdist_backward(grad (..., P, R), x1 (..., P, M), x2, p, cdist): the gradient of x1, one
+    product per coordinate of every pair, the forward's batch*P*R*M (one call per operand that
+    needs a gradient)."""
+    return _numel(inputs[0]) * inputs[1][-1]
+
+
+def pdist_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """_pdist_backward(grad, self (N, M), p, pdist): the forward's N*(N-1)/2*M."""
+    return pdist(inputs[1:], outputs)
+
+
+def affine_grid_generator_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """affine_grid_generator_backward(grad (N, H, W, 2), size, align_corners): the gradient of
+    theta, a product of the same size as the forward, numel(grad)*(3 in 2-D, 4 in 3-D)."""
+    return _numel(inputs[0]) * (inputs[0][-1] + 1)
+
+
+def conv_tbc_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
+    """conv_tbc_backward(grad (T', B, Cout), input, weight (K, Cin, Cout), bias, pad): input and
+    weight gradients, each the forward's numel(grad)*K*Cin."""
+    kernel, in_channels = inputs[2][0], inputs[2][1]
+    return 2 * _numel(inputs[0]) * kernel * in_channels
 
 
 def rms_norm_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
@@ -783,15 +962,15 @@ def _jit_value(value: Any) -> Any:
 # registry
 
 _BUILTIN: dict[Formula, tuple[str, ...]] = {
-    addmm: ("addmm",),
+    addmm: ("addmm", "addmm_"),
     addmm_activation: ("_addmm_activation",),
     mm: ("mm", "_int_mm", "_scaled_mm"),
     bmm: ("bmm",),
-    baddbmm: ("baddbmm",),
-    addbmm: ("addbmm",),
+    baddbmm: ("baddbmm", "baddbmm_"),
+    addbmm: ("addbmm", "addbmm_"),
     matmul: ("matmul",),
     mv: ("mv",),
-    addmv: ("addmv",),
+    addmv: ("addmv", "addmv_"),
     dot: ("dot", "vdot"),
     linalg_vecdot: ("linalg_vecdot",),
     linear: ("linear", "mkldnn_linear"),
@@ -801,6 +980,9 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     inner: ("inner",),
     multi_dot: ("linalg_multi_dot", "chain_matmul"),
     cdist: ("cdist", "_cdist_forward"),
+    pdist: ("pdist", "_pdist_forward"),
+    affine_grid_generator: ("affine_grid_generator",),
+    conv_tbc: ("conv_tbc",),
     einsum: ("einsum",),
     convolution: ("convolution", "_convolution"),
     conv: ("conv1d", "conv2d", "conv3d"),
@@ -831,8 +1013,19 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     native_multi_head_attention: ("_native_multi_head_attention",),
     transformer_encoder_layer_fwd: ("_transformer_encoder_layer_fwd",),
     rnn: ("lstm", "gru", "rnn_tanh", "rnn_relu"),
-    rnn_cell: ("lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell"),
+    rnn_cell: (
+        "lstm_cell",
+        "gru_cell",
+        "rnn_tanh_cell",
+        "rnn_relu_cell",
+        "quantized_lstm_cell",
+        "quantized_gru_cell",
+        "quantized_rnn_tanh_cell",
+        "quantized_rnn_relu_cell",
+    ),
     mkldnn_rnn_layer: ("mkldnn_rnn_layer",),
+    quantized_rnn: ("quantized_lstm", "quantized_gru"),
+    quantized_batch_norm: ("quantized_batch_norm",),
     convolution_backward: ("convolution_backward",),
     scaled_dot_product_attention_backward: (
         "_scaled_dot_product_flash_attention_for_cpu_backward",
@@ -847,6 +1040,10 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     batch_norm_backward: ("native_batch_norm_backward", "batch_norm_backward"),
     group_norm_backward: ("native_group_norm_backward",),
     rms_norm_backward: ("_fused_rms_norm_backward",),
+    cdist_backward: ("_cdist_backward",),
+    pdist_backward: ("_pdist_backward",),
+    affine_grid_generator_backward: ("affine_grid_generator_backward",),
+    conv_tbc_backward: ("conv_tbc_backward",),
     adaptive_avg_pool2d_backward: ("_adaptive_avg_pool2d_backward",),
     upsample_nearest2d_backward: (
         "upsample_nearest2d_backward",
@@ -856,8 +1053,75 @@ _BUILTIN: dict[Formula, tuple[str, ...]] = {
     grid_sampler_backward: ("grid_sampler_2d_backward",),
 }
 
-for _formula, _names in _BUILTIN.items():
-    for _name in _names:
-        register_formula(f"aten::{_name}", _formula)
-del _formula, _names, _name
+_QUANTIZED: dict[Formula, tuple[str, ...]] = {
+    quantized_linear: (
+        "linear",
+        "linear_relu",
+        "linear_leaky_relu",
+        "linear_tanh",
+        "linear_dynamic",
+        "linear_relu_dynamic",
+        "linear_dynamic_fp16",
+        "linear_relu_dynamic_fp16",
+        "linear_dynamic_fp16_unpacked_weight",
+        "linear_with_input_q_dq_qweight_dq_output_fp32",
+        "linear_with_input_q_dq_qweight_dq_relu_output_fp32",
+    ),
+    quantized_conv: (
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv1d_relu",
+        "conv2d_relu",
+        "conv3d_relu",
+        "conv2d_add",
+        "conv2d_add_relu",
+        "conv1d_dynamic",
+        "conv2d_dynamic",
+        "conv3d_dynamic",
+    ),
+    quantized_conv_transpose: (
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "conv_transpose1d_dynamic",
+        "conv_transpose2d_dynamic",
+        "conv_transpose3d_dynamic",
+    ),
+    quantized_matmul: ("matmul",),
+    quantized_batch_norm: (
+        "batch_norm",
+        "batch_norm_relu",
+        "batch_norm1d",
+        "batch_norm1d_relu",
+        "batch_norm2d",
+        "batch_norm2d_relu",
+        "batch_norm3d",
+        "batch_norm3d_relu",
+    ),
+    layer_norm: ("layer_norm",),
+    group_norm: ("group_norm",),
+    instance_norm: ("instance_norm",),
+    quantized_rnn_cell_dynamic: (
+        "quantized_lstm_cell_dynamic",
+        "quantized_gru_cell_dynamic",
+        "quantized_rnn_relu_cell_dynamic",
+        "quantized_rnn_tanh_cell_dynamic",
+    ),
+}
+
+_HIGHER_ORDER: dict[Formula, tuple[str, ...]] = {
+    flex_attention: ("flex_attention",),
+    flex_attention_backward: ("flex_attention_backward",),
+}
+
+for _namespace, _table in (
+    ("aten", _BUILTIN),
+    ("quantized", _QUANTIZED),
+    ("higher_order", _HIGHER_ORDER),
+):
+    for _formula, _names in _table.items():
+        for _name in _names:
+            register_formula(f"{_namespace}::{_name}", _formula)
+del _namespace, _table, _formula, _names, _name
 _USER_REGISTERED.clear()  # the built-ins above are not users' formulas

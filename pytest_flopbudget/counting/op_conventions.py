@@ -64,6 +64,8 @@ _efficient_attention_forward _native_multi_head_attention _transformer_encoder_l
 
 _RECURRENT = """
 lstm gru rnn_tanh rnn_relu lstm_cell gru_cell rnn_tanh_cell rnn_relu_cell mkldnn_rnn_layer
+quantized_lstm quantized_gru quantized_lstm_cell quantized_gru_cell quantized_rnn_relu_cell
+quantized_rnn_tanh_cell
 """
 
 _BACKWARD = """
@@ -78,7 +80,11 @@ _QUANTIZED = """
 linear linear_relu linear_dynamic linear_relu_dynamic linear_dynamic_fp16
 linear_relu_dynamic_fp16 linear_with_input_q_dq_qweight_dq_output_fp32 conv1d conv2d conv3d
 conv1d_relu conv2d_relu conv3d_relu conv_transpose1d conv_transpose2d conv_transpose3d
-matmul bmm
+matmul bmm conv1d_dynamic conv2d_dynamic conv3d_dynamic conv2d_add conv2d_add_relu
+conv_transpose1d_dynamic conv_transpose2d_dynamic conv_transpose3d_dynamic
+linear_dynamic_fp16_unpacked_weight linear_leaky_relu linear_tanh
+linear_with_input_q_dq_qweight_dq_relu_output_fp32 quantized_lstm_cell_dynamic
+quantized_gru_cell_dynamic quantized_rnn_relu_cell_dynamic quantized_rnn_tanh_cell_dynamic
 """
 
 DENSE_OPS: frozenset[str] = frozenset(

@@ -32,20 +32,23 @@ listed as uncounted like any other op.
 
 Limits: a module's work is attributed only when it is called (``module(x)``, not
 ``module.forward(x)``), as with fvcore; a module registered under two paths is reported under
-the first, as ``named_modules()`` does. Higher-order ops (``torch.cond``, compiled regions)
-are not supported by the mode and fail the count with torch's own error.
+the first, as ``named_modules()`` does. Higher-order ops are seen whole: ``flex_attention``
+and its backward have formulas, any other (``torch.cond``, ``while_loop``, compiled regions)
+runs and is listed as unknown under ``higher_order::<name>``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 from torch.autograd import _get_sequence_nr
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.hooks import RemovableHandle
 
@@ -53,7 +56,7 @@ from ..count import RawCount
 from ..formulas import lookup
 from ..inputs import InputError, output_tensors
 from ..op_conventions import counts_under, dense_part
-from ..op_policy import split_uncounted
+from ..op_policy import is_ignored, split_uncounted
 
 _METADATA_QUERIES = frozenset(
     {
@@ -112,9 +115,33 @@ def _count_forward(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], ops: str = "fvcore"
 ) -> RawCount:
     tally = _Tally(model)
-    with _composites_whole(), _ModuleScopes(model, tally), _CountingMode(tally, ops):
+    with (
+        _composites_whole(),
+        _eager_flex_attention(),
+        _ModuleScopes(model, tally),
+        _WholeWithGrad(tally, ops),
+        _CountingMode(tally, ops),
+    ):
         model(*args, **kwargs)
     return tally.result()
+
+
+@contextlib.contextmanager
+def _eager_flex_attention() -> Iterator[None]:
+    """Eager ``flex_attention`` wraps its higher-order op in ``torch.compile``, which refuses to
+    run under a dispatch mode; torch's debug switch calls the op directly instead (the same
+    unfused computation), so the mode sees it. Only a model that imported it can call it."""
+    module = sys.modules.get("torch.nn.attention.flex_attention")
+    flag = "_FLEX_ATTENTION_DISABLE_COMPILE_DEBUG"
+    if module is None or not hasattr(module, flag):
+        yield
+        return
+    saved = getattr(module, flag)
+    setattr(module, flag, True)
+    try:
+        yield
+    finally:
+        setattr(module, flag, saved)
 
 
 def _composites_whole() -> contextlib.AbstractContextManager[Any]:
@@ -129,6 +156,79 @@ def _composites_whole() -> contextlib.AbstractContextManager[Any]:
     if torch.is_grad_enabled() or below_autograd is None:
         return contextlib.nullcontext()
     return below_autograd()
+
+
+def _whole_functions() -> dict[Callable[..., Any], tuple[str, tuple[str, ...]]]:
+    """Composites that autograd decomposes into ops the convention ignores, so that with grad
+    enabled they would count 0 (or, for 1-d pooling, more than fvcore's 0): function ->
+    (formula name, or an ignored op's name, and parameter names in schema order).
+    ``AdaptiveAvgPool2d(1)`` becomes a ``mean``, ``nn.RMSNorm`` ``pow``/``mean``/``rsqrt``/``mul``.
+    """
+    import torch.nn.functional as F
+
+    pool = ("aten::adaptive_avg_pool2d", ("input", "output_size"))
+    rms = ("aten::rms_norm", ("input", "normalized_shape", "weight", "eps"))
+    ignored = ("aten::adaptive_avg_pool1d", ("input", "output_size"))  # fvcore's 0, not 2d's
+    return {
+        torch.adaptive_avg_pool1d: ignored,
+        F.adaptive_avg_pool2d: pool,
+        torch._C._nn.adaptive_avg_pool2d: pool,
+        F.rms_norm: rms,
+        torch.rms_norm: rms,
+    }
+
+
+class _WholeWithGrad(TorchFunctionMode):
+    """With grad enabled, count the composites of :func:`_whole_functions` whole, as without.
+
+    The call is counted with the op's formula at the torch-function level; the ATen ops it runs
+    are its parts and are neither counted nor listed, in the forward (``tally.quiet``) and in
+    the backward (autograd nodes the call created, ``tally.quiet_nodes``). Its backward counts
+    the forward's number, the rule for per-element estimates (``rms_norm_backward``,
+    ``_adaptive_avg_pool2d_backward``), once the output's gradient arrives. So a train-mode
+    forward counts what inference counts and the backward what the whole op's backward would.
+    """
+
+    def __init__(self, tally: _Tally, ops: str = "fvcore") -> None:
+        super().__init__()
+        self._tally = tally
+        self._ops = ops
+        self._functions = _whole_functions()
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Sequence[type],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        entry = self._functions.get(func)
+        if entry is None or not torch.is_grad_enabled():
+            return func(*args, **kwargs)
+        name, parameters = entry
+        start = _get_sequence_nr()
+        self._tally.quiet += 1
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            self._tally.quiet -= 1
+        end = _get_sequence_nr()
+        values = [*args, *(kwargs[p] for p in parameters[len(args) :] if p in kwargs)]
+        inputs = [as_shapes(value) for value in values]
+        formula = lookup(name)
+        if formula is not None and not counts_under(self._ops, name):
+            self._tally.left_out[name] += 1
+            formula = None
+        macs = int(formula(inputs, output_shapes(out))) if formula is not None else 0
+        self._tally.add(macs)
+        if end > start and isinstance(out, torch.Tensor) and out.requires_grad:
+            self._tally.quiet_nodes.append((start, end))
+            out.register_hook(functools.partial(self._backward, macs))
+        return out
+
+    def _backward(self, macs: int, grad: torch.Tensor) -> None:
+        self._tally.add(macs)
 
 
 def _count_training_step(
@@ -149,7 +249,9 @@ def _count_training_step(
         _training_flags(model),
         _gradients_left_as_found(leaves),
         torch.enable_grad(),
+        _eager_flex_attention(),
         _ModuleScopes(model, tally),
+        _WholeWithGrad(tally, ops),
         _CountingMode(tally, ops),
     ):
         outputs = model(*args, **kwargs)
@@ -227,6 +329,21 @@ class _Tally:
         self.running: Counter[str] = Counter()
         self.calls: list[tuple[int, int, str]] = []
         self._node_paths: dict[int, list[str]] = {}
+        self.quiet = 0
+        self.quiet_nodes: list[tuple[int, int]] = []
+
+    def is_quiet(self) -> bool:
+        """Inside a composite counted whole (:class:`_WholeWithGrad`): its forward, or the
+        backward of an autograd node it created."""
+        if self.quiet:
+            return True
+        if not self.quiet_nodes:
+            return False
+        node = _current_autograd_node()
+        if node is None:
+            return False
+        sequence_nr = node._sequence_nr()
+        return any(start <= sequence_nr < end for start, end in self.quiet_nodes)
 
     def add(self, macs: int) -> None:
         self.total += macs
@@ -281,8 +398,15 @@ def _current_autograd_node() -> Any:
 class _CountingMode(TorchDispatchMode):
     """Sees each ATen op once: counts it with its formula, decomposes it, or lists it.
 
+    Higher-order ops (``flex_attention``, ``cond``, ...) come here too, under the name
+    ``higher_order::<name>``: counted when a formula has that name, else run and listed as
+    unknown (their body runs without the mode, so nothing inside them is seen).
+
     An op with a formula that the ``ops`` convention leaves out runs whole and adds 0 (it is
-    not decomposed: its parts are the elementwise work the formula stood for)."""
+    not decomposed: its parts are the elementwise work the formula stood for).
+    """
+
+    supports_higher_order_operators = True
 
     def __init__(self, tally: _Tally, ops: str = "fvcore") -> None:
         super().__init__()
@@ -297,14 +421,19 @@ class _CountingMode(TorchDispatchMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
+        if isinstance(func, torch._ops.HigherOrderOperator):
+            return self._higher_order(func, args, kwargs)
+        if self._tally.is_quiet():
+            return func(*args, **kwargs)
         name = func._schema.name
         formula = lookup(name)
         if formula is None:
             if name not in _METADATA_QUERIES:
-                with self:
-                    decomposed = func.decompose(*args, **kwargs)
-                if decomposed is not NotImplemented:
-                    return decomposed
+                if not is_ignored(name):  # an ignored op's parts must not count either
+                    with self:
+                        decomposed = func.decompose(*args, **kwargs)
+                    if decomposed is not NotImplemented:
+                        return decomposed
                 self._tally.uncounted[name] += 1
             return func(*args, **kwargs)
         if not counts_under(self._ops, name):
@@ -317,6 +446,26 @@ class _CountingMode(TorchDispatchMode):
         outputs = output_shapes(out)
         try:
             macs = int(formula(inputs, outputs))
+        except Exception as error:
+            raise FormulaError(f"the formula for {name} failed on {inputs!r}: {error}") from error
+        self._tally.add(macs)
+        return out
+
+    def _higher_order(
+        self, func: torch._ops.HigherOrderOperator, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        name = f"higher_order::{func.name()}"
+        formula = lookup(name)
+        out = func(*args, **kwargs)
+        if formula is not None and not counts_under(self._ops, name):
+            self._tally.left_out[name] += 1
+            return out
+        if formula is None:
+            self._tally.uncounted[name] += 1
+            return out
+        inputs = [as_shapes(value) for value in (*args, *kwargs.values())]
+        try:
+            macs = int(formula(inputs, output_shapes(out)))
         except Exception as error:
             raise FormulaError(f"the formula for {name} failed on {inputs!r}: {error}") from error
         self._tally.add(macs)
