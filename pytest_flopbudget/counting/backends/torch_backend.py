@@ -53,6 +53,7 @@ from ..count import RawCount
 from ..formulas import lookup
 from ..inputs import InputError, output_tensors
 from ..op_policy import split_uncounted
+from . import fill_containers
 
 _METADATA_QUERIES = frozenset(
     {
@@ -242,29 +243,12 @@ class _Tally:
         return self._node_paths[sequence_nr]
 
     def result(self) -> RawCount:
-        by_module = _containers_filled(self.by_module)
+        by_module = fill_containers(self.by_module)
         by_module[""] = self.total
         unknown, ignored = split_uncounted(self.uncounted)
         return RawCount(
             macs=self.total, by_module_macs=by_module, unknown_ops=unknown, ignored_ops=ignored
         )
-
-
-def _containers_filled(by_module: dict[str, int]) -> dict[str, int]:
-    """Containers that are never called (``nn.ModuleList``) get the sum of their children.
-
-    Hooks see only called modules; fvcore's scopes sum every level of the module tree, so
-    without this ``encoder.layer`` would be 0 on one backend and the layers' sum on the other.
-    """
-    filled = dict(by_module)
-    children: dict[str, list[str]] = {}
-    for path in filled:
-        if path:
-            children.setdefault(path.rpartition(".")[0], []).append(path)
-    for path in sorted(filled, key=lambda p: -p.count(".") if p else 1):
-        if path and filled[path] == 0:
-            filled[path] = sum(filled[child] for child in children.get(path, ()))
-    return filled
 
 
 def _current_autograd_node() -> Any:
