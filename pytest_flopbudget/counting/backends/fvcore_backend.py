@@ -25,6 +25,7 @@ called (``nn.ModuleList``) get the sum of their children.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -133,6 +134,8 @@ class _Anchors(TorchFunctionMode):
     ) -> Any:
         kwargs = kwargs or {}
         result = func(*args, **kwargs)
+        if _in_functorch_transform():  # vmap's wrappers must not escape its function
+            return result
         produced = _tensors_in((result,))
         if produced:  # metadata queries (.shape, .size()) do not use their tensor
             for tensor in _tensors_in(args) + _tensors_in(kwargs.values()):
@@ -146,12 +149,15 @@ class _Anchors(TorchFunctionMode):
         anchors = []
         for key, tensor in self._unused.items():
             if key not in returned:
-                try:
+                with contextlib.suppress(Exception):  # layouts without new_empty (quantized)
                     anchors.append(tensor.new_empty(0))
-                except Exception:  # layouts without new_empty (quantized, sparse)
-                    anchors.append(tensor)
         self._unused.clear()
         return anchors
+
+
+def _in_functorch_transform() -> bool:
+    active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return bool(active is not None and active())
 
 
 def _tensors_in(values: Any) -> list[torch.Tensor]:
@@ -191,7 +197,5 @@ def _out_positions(schema: str) -> frozenset[int]:
     return frozenset(
         index
         for index, argument in enumerate(parsed.arguments)
-        if argument.kwarg_only
-        and argument.alias_info is not None
-        and argument.alias_info.is_write
+        if argument.kwarg_only and argument.alias_info is not None and argument.alias_info.is_write
     )

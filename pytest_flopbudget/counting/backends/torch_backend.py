@@ -50,7 +50,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.hooks import RemovableHandle
 
 from ..count import RawCount
-from ..formulas import lookup
+from ..formulas import PYTHON_OP, Formula, lookup, python_op_formulas
 from ..inputs import InputError, output_tensors
 from ..op_policy import split_uncounted
 from . import fill_containers
@@ -111,7 +111,8 @@ def _count_forward(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> RawCount:
     tally = _Tally(model)
-    with _composites_whole(), _ModuleScopes(model, tally), _CountingMode(tally):
+    mode = _CountingMode(tally)
+    with _composites_whole(), _ModuleScopes(model, tally), _python_ops(mode), mode:
         model(*args, **kwargs)
     return tally.result()
 
@@ -144,12 +145,14 @@ def _count_training_step(
     """
     tally = _Tally(model)
     leaves = [*model.parameters(), *_leaf_inputs(args, kwargs)]
+    mode = _CountingMode(tally)
     with (
         _training_flags(model),
         _gradients_left_as_found(leaves),
         torch.enable_grad(),
         _ModuleScopes(model, tally),
-        _CountingMode(tally),
+        _python_ops(mode),
+        mode,
     ):
         outputs = model(*args, **kwargs)
         _scalar_loss(outputs).backward()
@@ -264,6 +267,7 @@ class _CountingMode(TorchDispatchMode):
     def __init__(self, tally: _Tally) -> None:
         super().__init__()
         self._tally = tally
+        self.paused = False
 
     def __torch_dispatch__(
         self,
@@ -273,6 +277,8 @@ class _CountingMode(TorchDispatchMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
+        if self.paused:  # inside a Python op counted by its own formula
+            return func(*args, **kwargs)
         name = func._schema.name
         formula = lookup(name)
         if formula is None:
@@ -292,6 +298,71 @@ class _CountingMode(TorchDispatchMode):
             raise FormulaError(f"the formula for {name} failed on {inputs!r}: {error}") from error
         self._tally.add(macs)
         return out
+
+
+@contextlib.contextmanager
+def _python_ops(mode: _CountingMode) -> Iterator[None]:
+    """Count custom autograd Functions that have a registered formula with that formula.
+
+    The dispatcher sees only the ops inside a Function; while counting, ``apply`` of every
+    Function class named in a ``prim::PythonOp.<Name>`` formula counts the call with the
+    formula and pauses the mode for the ops inside, as fvcore's trace does. Nothing is wrapped
+    when no such formula is registered (the usual case).
+    """
+    formulas = python_op_formulas()
+    patched: list[tuple[type, Any]] = []
+    if formulas:
+        for cls in _function_classes():
+            formula = formulas.get(cls.__name__)
+            if formula is not None:
+                patched.append((cls, cls.__dict__.get("apply")))
+                setattr(cls, "apply", _counted_apply(cls, formula, mode))  # noqa: B010
+    try:
+        yield
+    finally:
+        for cls, original in reversed(patched):
+            if original is None:
+                delattr(cls, "apply")
+            else:
+                setattr(cls, "apply", original)  # noqa: B010
+
+
+def _function_classes() -> list[type]:
+    found: list[type] = []
+    pending: list[type] = [torch.autograd.Function]
+    while pending:
+        cls = pending.pop()
+        sub: type
+        for sub in cls.__subclasses__():
+            if sub not in found:
+                found.append(sub)
+                pending.append(sub)
+    return found
+
+
+def _counted_apply(cls: type, formula: Formula, mode: _CountingMode) -> Callable[..., Any]:
+    original = cls.apply  # type: ignore[attr-defined]
+    op = PYTHON_OP + cls.__name__
+
+    def apply(*args: Any, **kwargs: Any) -> Any:
+        if mode.paused:
+            return original(*args, **kwargs)
+        mode.paused = True
+        try:
+            out = original(*args, **kwargs)
+        finally:
+            mode.paused = False
+        inputs = [as_shapes(arg) for arg in (*args, *kwargs.values()) if torch.is_tensor(arg)]
+        results = out if isinstance(out, (tuple, list)) else (out,)
+        outputs = [as_shapes(result) for result in results if torch.is_tensor(result)]
+        try:
+            macs = int(formula(inputs, outputs))
+        except Exception as error:
+            raise FormulaError(f"the formula for {op} failed on {inputs!r}: {error}") from error
+        mode._tally.add(macs)
+        return out
+
+    return apply
 
 
 def schema_inputs(
@@ -346,6 +417,8 @@ class _ModuleScopes:
 
     def __enter__(self) -> _ModuleScopes:
         for module, path in self._paths.items():
+            if isinstance(module, torch.jit.ScriptModule):
+                continue  # no hooks on them: their work goes to the module that called them
             self._handles.append(module.register_forward_pre_hook(self._pre_hook(path)))
             self._handles.append(module.register_forward_hook(self._post_hook(path)))
         return self
