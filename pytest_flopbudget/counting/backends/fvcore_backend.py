@@ -132,16 +132,27 @@ class _Anchors(TorchFunctionMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        kwargs = kwargs or {}
-        result = func(*args, **kwargs)
-        if _in_functorch_transform():  # vmap's wrappers must not escape its function
+        result = func(*args, **kwargs) if kwargs else func(*args)
+        if isinstance(result, torch.Tensor):
+            produced: list[torch.Tensor] = [result]
+        elif isinstance(result, (tuple, list)):
+            produced = [item for item in result if isinstance(item, torch.Tensor)]
+        else:  # metadata queries (.shape, .size()) do not use their tensor
             return result
-        produced = _tensors_in((result,))
-        if produced:  # metadata queries (.shape, .size()) do not use their tensor
-            for tensor in _tensors_in(args) + _tensors_in(kwargs.values()):
-                self._unused.pop(id(tensor), None)
-            for tensor in produced:
-                self._unused[id(tensor)] = tensor
+        if not produced or _in_functorch_transform():  # vmap's wrappers must stay inside it
+            return result
+        unused = self._unused
+        for value in args:
+            if isinstance(value, torch.Tensor):
+                unused.pop(id(value), None)
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    unused.pop(id(item), None)
+        if kwargs:
+            for tensor in _tensors_in(kwargs.values()):
+                unused.pop(id(tensor), None)
+        for tensor in produced:
+            unused[id(tensor)] = tensor
         return result
 
     def anchors(self, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
