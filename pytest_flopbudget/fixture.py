@@ -27,6 +27,7 @@ class FlopCounter:
         self._flops_per_mac = flops_per_mac
         self._options = options or CountOptions()
         self._counts: list[Count] = []
+        self._scopes: list[AbstractScope] = []
 
     def __call__(
         self,
@@ -71,7 +72,26 @@ class FlopCounter:
         """
         from .counting.fakes import abstract
 
-        return abstract()
+        scope = abstract()
+        self._scopes.append(scope)
+        return scope
+
+    def close(self) -> None:
+        """At the test's teardown: deactivate abstract scopes left open, and say so.
+
+        A scope entered with ``__enter__`` and never exited would leave fake mode on for every
+        later test in the process; closing it here keeps them real, and the error makes the
+        test that left it open fail at teardown instead of its neighbours.
+        """
+        from .counting.fakes import close_open_scopes
+
+        left_open = sum(scope.close() for scope in self._scopes) + close_open_scopes()
+        self._scopes.clear()
+        if left_open:
+            raise CountError(
+                f"{left_open} abstract() scope(s) entered in this test were never exited; they "
+                "were closed at teardown (use `with flops.abstract():`)"
+            )
 
     @property
     def counts(self) -> Sequence[Count]:

@@ -131,6 +131,7 @@ def flops(request: pytest.FixtureRequest) -> FlopCounter:
     options = request.node.stash.get(OPTIONS_KEY, None) or count_options(settings, {})
     counter = FlopCounter(flops_per_mac=settings.flops_per_mac, options=options)
     request.node.stash[COUNTER_KEY] = counter
+    request.addfinalizer(counter.close)
     return counter
 
 

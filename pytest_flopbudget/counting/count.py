@@ -19,6 +19,9 @@ class RawCount:
     by_module_macs: Mapping[str, int]
     unknown_ops: Mapping[str, int] = field(default_factory=dict)
     ignored_ops: Mapping[str, int] = field(default_factory=dict)
+    backend: str | None = None
+    """The backend that counted, when not the one asked for (fvcore hands calls its trace
+    cannot see into to the torch backend)."""
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def count_model(
     except InputError as error:
         raise CountError(f"{label}: {error}") from None
     train = mode == "train"
-    state = _ModelState.of(model, all_buffers=train)
+    state = _ModelState.of(model)
     abstract = state.abstract or is_abstract((args, kwargs))
     if abstract or train or _packs_weights(model):
         backend = "torch"
@@ -77,7 +77,7 @@ def count_model(
         macs=raw.macs,
         params=state.params,
         flops_per_mac=flops_per_mac,
-        backend=backend,
+        backend=raw.backend or backend,
         by_module={path: macs * flops_per_mac for path, macs in raw.by_module_macs.items() if path},
         unknown_ops=dict(raw.unknown_ops),
         mode=mode,
@@ -114,21 +114,27 @@ def _quiet() -> Iterator[None]:
 class _ModelState:
     """What counting must leave as it found, read in one walk over the modules.
 
-    Buffers are saved for modules in training mode only: that is when forward passes update
-    them (running statistics); in eval mode they are read, not written. A training-step count
-    switches every module to training mode, so then every buffer is saved.
+    Every buffer is kept, in every mode: an eval-mode forward may write one too (a step
+    counter, a cache filled on first use). Keeping costs no copy: each buffer gets a lazy
+    (copy-on-write) clone, which takes memory only if the forward writes into the buffer, and
+    only buffers that were written (their version counter moved, or their storage was
+    materialised) or replaced are put back. Hooks a tracer added and did not remove (fvcore
+    leaves its scope hooks behind when the trace fails) are removed, so the model can still be
+    pickled and saved.
     """
 
     modes: list[tuple[torch.nn.Module, bool]] = field(default_factory=list)
     requires_grad: dict[int, tuple[torch.nn.Parameter, bool]] = field(default_factory=dict)
-    buffers: list[tuple[torch.nn.Module, str, torch.Tensor]] = field(default_factory=list)
+    buffers: list[_SavedBuffer] = field(default_factory=list)
+    hooks: list[tuple[torch.nn.Module, dict[str, frozenset[int]]]] = field(default_factory=list)
     abstract: bool = False
 
     @classmethod
-    def of(cls, model: torch.nn.Module, *, all_buffers: bool = False) -> _ModelState:
+    def of(cls, model: torch.nn.Module) -> _ModelState:
         state = cls()
         for module in model.modules():
             state.modes.append((module, module.training))
+            state.hooks.append((module, _hook_keys(module)))
             for param in module._parameters.values():
                 if param is not None:
                     state.requires_grad[id(param)] = (param, param.requires_grad)
@@ -138,8 +144,8 @@ class _ModelState:
                     continue
                 if _is_abstract(buffer):
                     state.abstract = True
-                elif module.training or all_buffers:
-                    state.buffers.append((module, name, buffer.detach().clone()))
+                else:
+                    state.buffers.append(_SavedBuffer.of(module, name, buffer))
         return state
 
     @property
@@ -153,11 +159,73 @@ class _ModelState:
         for param, flag in self.requires_grad.values():
             if param.requires_grad != flag:
                 param.requires_grad_(flag)
+        for module, keys in self.hooks:
+            _remove_new_hooks(module, keys)
         with torch.no_grad():
-            for module, name, saved in self.buffers:
-                buffer = module._buffers.get(name)
-                if buffer is not None and buffer.shape == saved.shape:
-                    buffer.copy_(saved)
+            for saved in self.buffers:
+                saved.restore()
+        self.buffers.clear()  # drops the lazy clones
+
+
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks")
+_HOOK_SIDE_DICTS = (
+    "_forward_pre_hooks_with_kwargs",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+)
+
+
+def _hook_keys(module: torch.nn.Module) -> dict[str, frozenset[int]]:
+    return {name: frozenset(getattr(module, name, {})) for name in _HOOK_DICTS}
+
+
+def _remove_new_hooks(module: torch.nn.Module, keys: dict[str, frozenset[int]]) -> None:
+    for name, before in keys.items():
+        hooks = getattr(module, name, None)
+        if hooks is None or len(hooks) <= len(before):
+            continue
+        for key in [key for key in hooks if key not in before]:
+            del hooks[key]
+            for side in _HOOK_SIDE_DICTS:
+                getattr(module, side, {}).pop(key, None)
+
+
+@dataclass
+class _SavedBuffer:
+    """One buffer as it was: the tensor object, its version counter and a lazy clone."""
+
+    module: torch.nn.Module
+    name: str
+    tensor: torch.Tensor
+    version: int
+    copy: torch.Tensor
+
+    @classmethod
+    def of(cls, module: torch.nn.Module, name: str, tensor: torch.Tensor) -> _SavedBuffer:
+        return cls(module, name, tensor, tensor._version, _lazy_clone(tensor))
+
+    def written(self) -> bool:
+        if self.tensor._version != self.version:
+            return True
+        is_cow = getattr(torch._C, "_is_cow_tensor", None)
+        return is_cow is not None and self.copy is not self.tensor and not is_cow(self.tensor)
+
+    def restore(self) -> None:
+        if self.module._buffers.get(self.name) is not self.tensor:
+            self.module._buffers[self.name] = self.tensor
+        if self.written():
+            self.tensor.copy_(self.copy)
+
+
+def _lazy_clone(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy-on-write clone where torch has them (CPU and CUDA), else a plain clone."""
+    lazy = getattr(torch, "_lazy_clone", None)
+    if lazy is not None:
+        try:
+            return lazy(tensor.detach())
+        except Exception:  # a device or layout without copy-on-write storage
+            pass
+    return tensor.detach().clone()
 
 
 def _is_abstract(tensor: torch.Tensor) -> bool:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -48,18 +49,62 @@ class AbstractScope:
     """``with AbstractScope():`` tensors and models created inside allocate nothing.
 
     Re-enterable: ``with scope:`` again to create more tensors (or run the model) in the same
-    fake mode. Exiting always deactivates it, also when the block raises.
+    fake mode. Exiting always deactivates it, also when the block raises. One scope is active
+    at a time: entering a scope that is already active, or a second one inside it, is an
+    error (tensors of two scopes cannot be counted together anyway), as is exiting a scope
+    that is not active. :meth:`close` deactivates a scope left open; the ``flops`` fixture
+    closes its test's scopes at teardown, so fake mode never leaks into later tests.
     """
 
     def __init__(self) -> None:
         self.fake_mode = FakeTensorMode()
+        self.active = False
 
     def __enter__(self) -> AbstractScope:
+        if self.active:
+            raise AbstractInputError(
+                "this abstract() scope is already active; `with scope:` it again only after "
+                "its block has ended"
+            )
+        if _active_fake_mode() is not None:
+            raise AbstractInputError(
+                "another abstract() scope (or fake mode) is active; abstract() scopes do not "
+                "nest: build the model and its inputs in one scope"
+            )
         self.fake_mode.__enter__()
+        self.active = True
+        _OPEN.add(self)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        if not self.active:
+            raise AbstractInputError("this abstract() scope is not active; it cannot be exited")
+        self.active = False
+        _OPEN.discard(self)
         self.fake_mode.__exit__(*exc_info)
+
+    def close(self) -> bool:
+        """Deactivate the scope if it is still active; whether it was (left open)."""
+        if not self.active:
+            return False
+        self.__exit__(None, None, None)
+        return True
+
+
+_OPEN: weakref.WeakSet[AbstractScope] = weakref.WeakSet()
+"""Scopes active now, mirroring torch's own (process-wide) fake-mode state."""
+
+
+def close_open_scopes() -> int:
+    """Deactivate every abstract scope left open; how many there were."""
+    return sum(scope.close() for scope in list(_OPEN))
+
+
+def _active_fake_mode() -> object:
+    key = getattr(torch._C, "_TorchDispatchModeKey", None)
+    if key is None:
+        return None
+    return torch._C._get_dispatch_mode(key.FAKE)
 
 
 def abstract() -> AbstractScope:

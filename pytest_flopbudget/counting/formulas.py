@@ -151,15 +151,45 @@ def lookup(op: str) -> Formula | None:
     return FORMULAS.get(_base_name(op))
 
 
+PYTHON_OP = "prim::PythonOp."
+"""A custom ``torch.autograd.Function`` is the op ``prim::PythonOp.<class name>``."""
+
+
+def python_op_formulas() -> dict[str, Formula]:
+    """Formulas registered for custom ``torch.autograd.Function``s, keyed by class name."""
+    return {
+        key[len(PYTHON_OP) :]: formula
+        for key, formula in FORMULAS.items()
+        if key.startswith(PYTHON_OP)
+    }
+
+
 def register_formula(op: str, formula: Formula) -> None:
     """Count ``op`` (``"namespace::name"``, any overload) with ``formula`` in both backends.
 
     Registering an op again replaces its formula, including the built-in ones. The formula is
     called as ``formula(inputs, outputs)`` with tensors given as shape tuples (see the module
     docstring) and must return MACs.
+
+    A custom ``torch.autograd.Function`` is named ``"prim::PythonOp.<ClassName>"``, as fvcore's
+    trace and the unknown-op lists name it (``"prim::PythonOp.MyFn"`` for ``class MyFn``;
+    every Function class of that name). Its formula sees the Function's tensor arguments and
+    tensor results, in order, as shapes (other arguments are not passed: fvcore's trace keeps
+    them apart), and replaces the count of the ops inside it on both backends.
     """
     if not isinstance(op, str):
         raise TypeError(f"register_formula: op must be a string such as 'mylib::op', got {op!r}")
+    if op.startswith(PYTHON_OP):
+        if not op[len(PYTHON_OP) :].isidentifier():
+            raise ValueError(
+                f"register_formula: a Python op is 'prim::PythonOp.<ClassName>', got {op!r}"
+            )
+        if not callable(formula):
+            raise TypeError(f"register_formula: formula for {op!r} must be callable")
+        FORMULAS[op] = formula
+        FVCORE_HANDLES[op] = fvcore_handle(formula)
+        _USER_REGISTERED.add(op)
+        return
     namespace, sep, name = _base_name(op).partition("::")
     if not sep or not namespace or not name:
         raise ValueError(f"register_formula: op must look like 'namespace::name', got {op!r}")

@@ -108,14 +108,18 @@ class TensorCall(torch.nn.Module):
         self.tensors = tuple(leaves[i] for i in self._tensor_positions)
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        found = self.call(*tensors)
+        if not found:
+            raise InputError("the model returned no tensors; nothing can be traced")
+        return tuple(found)
+
+    def call(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        """Run the model on these tensors; every tensor of its output, possibly none."""
         leaves = list(self._leaves)
         for position, tensor in zip(self._tensor_positions, tensors, strict=True):
             leaves[position] = tensor
         args, kwargs = pytree.tree_unflatten(leaves, self._spec)
-        found = output_tensors(self.model(*args, **kwargs))
-        if not found:
-            raise InputError("the model returned no tensors; nothing can be traced")
-        return tuple(found)
+        return output_tensors(self.model(*args, **kwargs))
 
 
 def strip_prefix(by_module: Mapping[str, int], prefix: str) -> dict[str, int]:

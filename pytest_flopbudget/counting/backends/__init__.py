@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -35,3 +35,21 @@ def get_backend(name: str, *, train: bool = False, ops: str = "fvcore") -> Backe
     else:
         raise ValueError(f"unknown backend {name!r} (known: {', '.join(BACKEND_NAMES)})")
     return backend if ops == "fvcore" else functools.partial(backend, ops=ops)
+
+
+def fill_containers(by_module: Mapping[str, int]) -> dict[str, int]:
+    """Containers that are never called (``nn.ModuleList``) get the sum of their children.
+
+    Both backends attribute an op to the modules whose forward is running (the callers), so a
+    container that is never called would be 0 though its layers did work; filling it keeps
+    ``encoder.layer`` equal to the sum of its layers, as a reader of the tree expects.
+    """
+    filled = {path: int(value) for path, value in by_module.items()}
+    children: dict[str, list[str]] = {}
+    for path in filled:
+        if path:
+            children.setdefault(path.rpartition(".")[0], []).append(path)
+    for path in sorted(filled, key=lambda p: -p.count(".") if p else 1):
+        if path and filled[path] == 0:
+            filled[path] = sum(filled[child] for child in children.get(path, ()))
+    return filled

@@ -53,10 +53,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.hooks import RemovableHandle
 
 from ..count import RawCount
-from ..formulas import lookup
+from ..formulas import PYTHON_OP, Formula, lookup, python_op_formulas
 from ..inputs import InputError, output_tensors
 from ..op_conventions import counts_under, dense_part
 from ..op_policy import is_ignored, split_uncounted
+from . import fill_containers
 
 _METADATA_QUERIES = frozenset(
     {
@@ -115,12 +116,14 @@ def _count_forward(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], ops: str = "fvcore"
 ) -> RawCount:
     tally = _Tally(model)
+    mode = _CountingMode(tally, ops)
     with (
         _composites_whole(),
         _eager_flex_attention(),
         _ModuleScopes(model, tally),
         _WholeWithGrad(tally, ops),
-        _CountingMode(tally, ops),
+        _python_ops(mode),
+        mode,
     ):
         model(*args, **kwargs)
     return tally.result()
@@ -245,6 +248,7 @@ def _count_training_step(
     """
     tally = _Tally(model)
     leaves = [*model.parameters(), *_leaf_inputs(args, kwargs)]
+    mode = _CountingMode(tally, ops)
     with (
         _training_flags(model),
         _gradients_left_as_found(leaves),
@@ -252,7 +256,8 @@ def _count_training_step(
         _eager_flex_attention(),
         _ModuleScopes(model, tally),
         _WholeWithGrad(tally, ops),
-        _CountingMode(tally, ops),
+        _python_ops(mode),
+        mode,
     ):
         outputs = model(*args, **kwargs)
         _scalar_loss(outputs).backward()
@@ -362,30 +367,13 @@ class _Tally:
         return self._node_paths[sequence_nr]
 
     def result(self) -> RawCount:
-        by_module = _containers_filled(self.by_module)
+        by_module = fill_containers(self.by_module)
         by_module[""] = self.total
         unknown, ignored = split_uncounted(self.uncounted)
         ignored.update(self.left_out)
         return RawCount(
             macs=self.total, by_module_macs=by_module, unknown_ops=unknown, ignored_ops=ignored
         )
-
-
-def _containers_filled(by_module: dict[str, int]) -> dict[str, int]:
-    """Containers that are never called (``nn.ModuleList``) get the sum of their children.
-
-    Hooks see only called modules; fvcore's scopes sum every level of the module tree, so
-    without this ``encoder.layer`` would be 0 on one backend and the layers' sum on the other.
-    """
-    filled = dict(by_module)
-    children: dict[str, list[str]] = {}
-    for path in filled:
-        if path:
-            children.setdefault(path.rpartition(".")[0], []).append(path)
-    for path in sorted(filled, key=lambda p: -p.count(".") if p else 1):
-        if path and filled[path] == 0:
-            filled[path] = sum(filled[child] for child in children.get(path, ()))
-    return filled
 
 
 def _current_autograd_node() -> Any:
@@ -412,6 +400,7 @@ class _CountingMode(TorchDispatchMode):
         super().__init__()
         self._tally = tally
         self._ops = ops
+        self.paused = False
 
     def __torch_dispatch__(
         self,
@@ -423,7 +412,7 @@ class _CountingMode(TorchDispatchMode):
         kwargs = kwargs or {}
         if isinstance(func, torch._ops.HigherOrderOperator):
             return self._higher_order(func, args, kwargs)
-        if self._tally.is_quiet():
+        if self.paused or self._tally.is_quiet():  # inside a Python op counted whole
             return func(*args, **kwargs)
         name = func._schema.name
         formula = lookup(name)
@@ -470,6 +459,71 @@ class _CountingMode(TorchDispatchMode):
             raise FormulaError(f"the formula for {name} failed on {inputs!r}: {error}") from error
         self._tally.add(macs)
         return out
+
+
+@contextlib.contextmanager
+def _python_ops(mode: _CountingMode) -> Iterator[None]:
+    """Count custom autograd Functions that have a registered formula with that formula.
+
+    The dispatcher sees only the ops inside a Function; while counting, ``apply`` of every
+    Function class named in a ``prim::PythonOp.<Name>`` formula counts the call with the
+    formula and pauses the mode for the ops inside, as fvcore's trace does. Nothing is wrapped
+    when no such formula is registered (the usual case).
+    """
+    formulas = python_op_formulas()
+    patched: list[tuple[type, Any]] = []
+    if formulas:
+        for cls in _function_classes():
+            formula = formulas.get(cls.__name__)
+            if formula is not None:
+                patched.append((cls, cls.__dict__.get("apply")))
+                setattr(cls, "apply", _counted_apply(cls, formula, mode))  # noqa: B010
+    try:
+        yield
+    finally:
+        for cls, original in reversed(patched):
+            if original is None:
+                delattr(cls, "apply")
+            else:
+                setattr(cls, "apply", original)  # noqa: B010
+
+
+def _function_classes() -> list[type]:
+    found: list[type] = []
+    pending: list[type] = [torch.autograd.Function]
+    while pending:
+        cls = pending.pop()
+        sub: type
+        for sub in cls.__subclasses__():
+            if sub not in found:
+                found.append(sub)
+                pending.append(sub)
+    return found
+
+
+def _counted_apply(cls: type, formula: Formula, mode: _CountingMode) -> Callable[..., Any]:
+    original = cls.apply  # type: ignore[attr-defined]
+    op = PYTHON_OP + cls.__name__
+
+    def apply(*args: Any, **kwargs: Any) -> Any:
+        if mode.paused:
+            return original(*args, **kwargs)
+        mode.paused = True
+        try:
+            out = original(*args, **kwargs)
+        finally:
+            mode.paused = False
+        inputs = [as_shapes(arg) for arg in (*args, *kwargs.values()) if torch.is_tensor(arg)]
+        results = out if isinstance(out, (tuple, list)) else (out,)
+        outputs = [as_shapes(result) for result in results if torch.is_tensor(result)]
+        try:
+            macs = int(formula(inputs, outputs))
+        except Exception as error:
+            raise FormulaError(f"the formula for {op} failed on {inputs!r}: {error}") from error
+        mode._tally.add(macs)
+        return out
+
+    return apply
 
 
 def schema_inputs(
@@ -524,6 +578,8 @@ class _ModuleScopes:
 
     def __enter__(self) -> _ModuleScopes:
         for module, path in self._paths.items():
+            if isinstance(module, torch.jit.ScriptModule):
+                continue  # no hooks on them: their work goes to the module that called them
             self._handles.append(module.register_forward_pre_hook(self._pre_hook(path)))
             self._handles.append(module.register_forward_hook(self._post_hook(path)))
         return self
