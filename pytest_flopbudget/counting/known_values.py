@@ -61,6 +61,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.hooks import RemovableHandle
 
 from .count import CountError
+from .fakes import AbstractInputError
 
 SMALL_NUMEL = 1 << 16
 """Largest tensor whose known values are computed for real (64 Ki elements: microseconds)."""
@@ -69,7 +70,7 @@ _ATTR = "_flopbudget_known"
 _aten = torch.ops.aten
 
 
-class AbstractValueError(CountError, ValueError):
+class AbstractValueError(AbstractInputError, CountError):
     """An abstract model read a tensor value that is not known without data."""
 
 
@@ -399,8 +400,8 @@ def _value_read_message(func: object, error: Exception) -> str:
             "value-dependent shapes count the model with real tensors"
         )
     return (
-        f"{where}: the model reads the value of a tensor ({func}) that abstract tensors do "
-        "not know. Values made without data are known (torch.ones/zeros/full/arange and what "
+        f"{where}: the model reads tensor values ({func}) that abstract tensors do not "
+        "know. Values made without data are known (torch.ones/zeros/full/arange and what "
         "is computed from them), so make such inputs that way (an attention_mask of "
         "torch.ones(...) is fine), or count the model with real tensors if its values steer "
         "the computation"
