@@ -40,7 +40,9 @@ def _seq2seq() -> dict[str, torch.Tensor]:
 Family = tuple[Callable[[], torch.nn.Module], Callable[[], Any]]
 FAMILIES: dict[str, Family] = {
     "gpt2": (
-        lambda: T.GPT2LMHeadModel(T.GPT2Config(n_embd=D, n_layer=LAYERS, n_head=HEADS, vocab_size=VOCAB)),
+        lambda: T.GPT2LMHeadModel(
+            T.GPT2Config(n_embd=D, n_layer=LAYERS, n_head=HEADS, vocab_size=VOCAB)
+        ),
         _ids,
     ),
     "llama": (lambda: T.LlamaForCausalLM(T.LlamaConfig(**DECODER)), _ids),
@@ -65,7 +67,9 @@ FAMILIES: dict[str, Family] = {
         lambda: {"input_ids": _ids(), "pixel_values": _pixels()},
     ),
     "resnet": (
-        lambda: T.ResNetModel(T.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])),
+        lambda: T.ResNetModel(
+            T.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])
+        ),
         _pixels,
     ),
     "whisper": (
@@ -89,14 +93,19 @@ FAMILIES: dict[str, Family] = {
         ),
         lambda: {"input_features": torch.randn(1, 8, 32), "decoder_input_ids": _ids(4)},
     ),
-    "bert": (lambda: T.BertModel(T.BertConfig(**SMALL, intermediate_size=FF, vocab_size=VOCAB)), _ids),
+    "bert": (
+        lambda: T.BertModel(T.BertConfig(**SMALL, intermediate_size=FF, vocab_size=VOCAB)),
+        _ids,
+    ),
     "roberta": (
         lambda: T.RobertaModel(T.RobertaConfig(**SMALL, intermediate_size=FF, vocab_size=VOCAB)),
         _ids,
     ),
     "distilbert": (
         lambda: T.DistilBertModel(
-            T.DistilBertConfig(dim=D, n_layers=LAYERS, n_heads=HEADS, hidden_dim=FF, vocab_size=VOCAB)
+            T.DistilBertConfig(
+                dim=D, n_layers=LAYERS, n_heads=HEADS, hidden_dim=FF, vocab_size=VOCAB
+            )
         ),
         _ids,
     ),
@@ -128,13 +137,20 @@ FAMILIES: dict[str, Family] = {
     "swin": (
         lambda: T.SwinModel(
             T.SwinConfig(
-                image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4
+                image_size=32,
+                patch_size=4,
+                embed_dim=16,
+                depths=[1, 1],
+                num_heads=[2, 2],
+                window_size=4,
             )
         ),
         _pixels,
     ),
     "convnext": (
-        lambda: T.ConvNextModel(T.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2)),
+        lambda: T.ConvNextModel(
+            T.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2)
+        ),
         _pixels,
     ),
     "mixtral": (
@@ -201,7 +217,9 @@ def test_bert_costs_its_projections_attention_ffn_norms_and_pooler() -> None:
     assert fake.macs == real.macs == analytic
 
 
-def test_vit_costs_its_patch_embedding_layers_and_pooler_even_though_its_init_reads_values() -> None:
+def test_vit_costs_its_patch_embedding_layers_and_pooler_even_though_its_init_reads_values() -> (
+    None
+):
     d, ff, patches = D, FF, (32 // 8) ** 2
     L = patches + 1  # + [CLS]
     per_layer = 4 * L * d * d + 2 * L * L * d + 2 * L * d * ff + 2 * 5 * L * d
@@ -224,7 +242,9 @@ def test_a_mixtral_block_sends_every_token_to_top_k_experts() -> None:
     assert analytic == 298_048
     real, fake = _both("mixtral")
     assert fake.macs == real.macs == analytic
-    shares = [fake.by_module[f"model.layers.0.block_sparse_moe.experts.{e}"] for e in range(experts)]
+    shares = [
+        fake.by_module[f"model.layers.0.block_sparse_moe.experts.{e}"] for e in range(experts)
+    ]
     assert shares == [L * k // experts * 3 * d * ff] * experts  # the even split
 
 

@@ -39,6 +39,9 @@ class Count:
     unknown_ops: Mapping[str, int] = field(default_factory=dict)
     mode: str = "inference"
     abstract: bool = False
+    counted_in: str | None = None
+    """The name of a count that already includes this one (a generation's last decode step is
+    part of its decode phase): a whole-test budget does not add it twice."""
 
     def top_modules(self, limit: int = 5) -> list[tuple[str, int]]:
         """The heaviest modules at the shallowest depth where the work splits."""
@@ -56,6 +59,7 @@ class Count:
             "unknown_ops": dict(self.unknown_ops),
             "mode": self.mode,
             "abstract": self.abstract,
+            "counted_in": self.counted_in,
         }
 
     @classmethod
@@ -71,6 +75,7 @@ class Count:
             unknown_ops={str(k): int(v) for k, v in data.get("unknown_ops", {}).items()},
             mode=str(data.get("mode", "inference")),
             abstract=bool(data.get("abstract", False)),
+            counted_in=data.get("counted_in"),
         )
 
 

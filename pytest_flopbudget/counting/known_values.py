@@ -245,7 +245,10 @@ class KnownValues(TorchDispatchMode):
         except (DataDependentOutputException, DynamicOutputShapeException) as error:
             return self._value_dependent(func, args, kwargs, error)
         if _may_know(func, args, kwargs):
-            with contextlib.suppress(Exception), unset_fake_temporarily():  # a help, never a failure
+            with (
+                contextlib.suppress(Exception),
+                unset_fake_temporarily(),
+            ):  # a help, never a failure
                 self._propagate(func, args, kwargs, out)
         return out
 
@@ -306,6 +309,10 @@ class KnownValues(TorchDispatchMode):
         if any(entry is None for entry in entries):
             return
         known = [entry for entry in entries if entry is not None]
+        if packet is _aten.cat and all(e.uniform for e in known):
+            if all(bool(torch.equal(e.value, known[0].value)) for e in known):
+                _record(outputs[0], known[0].value, uniform=True)
+                return
         if all(entry.uniform for entry in known):
             if torch.Tag.pointwise in func.tags:
                 table = {id(t): e.value.clone() for t, e in zip(tensors, known, strict=True)}
@@ -500,4 +507,3 @@ def _routing_hooks(
         module.register_forward_pre_hook(enter, with_kwargs=True),
         module.register_forward_hook(leave, always_call=True),
     ]
-
