@@ -309,18 +309,21 @@ class KnownValues(TorchDispatchMode):
         if any(entry is None for entry in entries):
             return
         known = [entry for entry in entries if entry is not None]
-        if packet is _aten.cat and all(e.uniform for e in known):
-            if all(bool(torch.equal(e.value, known[0].value)) for e in known):
-                _record(outputs[0], known[0].value, uniform=True)
-                return
-        if all(entry.uniform for entry in known):
-            if torch.Tag.pointwise in func.tags:
-                table = {id(t): e.value.clone() for t, e in zip(tensors, known, strict=True)}
-                with unset_fake_temporarily():
-                    result = func(*_substituted(args, table), **_substituted(kwargs, table))  # type: ignore[arg-type]
-                for tensor in outputs:
-                    _record(tensor, result.reshape(()), uniform=True, bump=bump)
-                return
+        uniform = all(entry.uniform for entry in known)
+        if (
+            packet is _aten.cat
+            and uniform
+            and all(bool(torch.equal(e.value, known[0].value)) for e in known)
+        ):
+            _record(outputs[0], known[0].value, uniform=True)
+            return
+        if uniform and torch.Tag.pointwise in func.tags:
+            table = {id(t): e.value.clone() for t, e in zip(tensors, known, strict=True)}
+            with unset_fake_temporarily():
+                result = func(*_substituted(args, table), **_substituted(kwargs, table))  # type: ignore[arg-type, misc]
+            for tensor in outputs:
+                _record(tensor, result.reshape(()), uniform=True, bump=bump)
+            return
         if any(tensor.numel() > SMALL_NUMEL for tensor in outputs):
             return
         table = {
@@ -328,7 +331,7 @@ class KnownValues(TorchDispatchMode):
             for t, e in zip(tensors, known, strict=True)
         }
         with unset_fake_temporarily():
-            result = func(*_substituted(args, table), **_substituted(kwargs, table))  # type: ignore[arg-type]
+            result = func(*_substituted(args, table), **_substituted(kwargs, table))  # type: ignore[arg-type, misc]
         if written is not None:
             _record(written, table[id(written)], uniform=False, bump=1)
             return
@@ -461,10 +464,10 @@ def abstract_forward(model: torch.nn.Module) -> Iterator[None]:
         shape = moe_shape(module)
         if shape is not None:
             handles.extend(_routing_hooks(module, mode, *shape))
-        if callable(getattr(module, "warn_if_padding_and_no_attention_mask", None)):
-            if "warn_if_padding_and_no_attention_mask" not in module.__dict__:
-                module.__dict__["warn_if_padding_and_no_attention_mask"] = _no_warning
-                silenced.append(module)
+        warns = getattr(module, "warn_if_padding_and_no_attention_mask", None)
+        if callable(warns) and "warn_if_padding_and_no_attention_mask" not in module.__dict__:
+            module.__dict__["warn_if_padding_and_no_attention_mask"] = _no_warning
+            silenced.append(module)
     try:
         with mode:
             yield
@@ -483,9 +486,10 @@ def moe_shape(module: torch.nn.Module) -> tuple[int, int] | None:
     """``(experts, top_k)`` of a top-k mixture-of-experts block, None for other modules."""
     experts = getattr(module, "experts", None)
     top_k = getattr(module, "top_k", getattr(module, "num_experts_per_tok", None))
-    if isinstance(experts, torch.nn.ModuleList) and len(experts) > 0:
-        if isinstance(top_k, int) and not isinstance(top_k, bool) and 0 < top_k <= len(experts):
-            return len(experts), top_k
+    if not isinstance(experts, torch.nn.ModuleList) or not experts:
+        return None
+    if isinstance(top_k, int) and not isinstance(top_k, bool) and 0 < top_k <= len(experts):
+        return len(experts), top_k
     return None
 
 
