@@ -155,11 +155,13 @@ def counting_context(
     if fake_mode is None:
         yield
         return
-    from .known_values import abstract_forward
+    from .known_values import AbstractValueError, abstract_forward
 
     try:
         with fake_mode, abstract_forward(model):
             yield
+    except AbstractValueError as error:
+        raise AbstractInputError(str(error)) from None
     except (DataDependentOutputException, DynamicOutputShapeException) as error:
         raise AbstractInputError(
             f"the model reads tensor values ({getattr(error, 'func', error)}: .item(), bool() or "

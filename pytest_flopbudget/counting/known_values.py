@@ -61,7 +61,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.hooks import RemovableHandle
 
 from .count import CountError
-from .fakes import AbstractInputError
 
 SMALL_NUMEL = 1 << 16
 """Largest tensor whose known values are computed for real (64 Ki elements: microseconds)."""
@@ -70,7 +69,7 @@ _ATTR = "_flopbudget_known"
 _aten = torch.ops.aten
 
 
-class AbstractValueError(AbstractInputError, CountError):
+class AbstractValueError(CountError, ValueError):
     """An abstract model read a tensor value that is not known without data."""
 
 
