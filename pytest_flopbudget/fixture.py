@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import torch
 
     from .counting.fakes import AbstractScope
+    from .counting.generate import GenerationCount
 
 
 class FlopCounter:
@@ -62,6 +63,33 @@ class FlopCounter:
         )
         self._counts.append(count)
         return count
+
+    def generate(
+        self,
+        model: torch.nn.Module,
+        inputs: object,
+        *,
+        max_new_tokens: int,
+        name: str | None = None,
+    ) -> GenerationCount:
+        """Count greedy generation: prefill, ``max_new_tokens`` decode steps, the last step.
+
+        Records ``<name>:prefill``, ``<name>:decode`` and ``<name>:decode_last`` (default name:
+        the model's class name), so budgets bind to each phase by name. Counted by the torch
+        backend, on real or abstract models (see :mod:`.counting.generate`).
+        """
+        __tracebackhide__ = True
+        from .counting.generate import count_generate
+
+        result = count_generate(
+            model,
+            inputs,
+            max_new_tokens=max_new_tokens,
+            name=name,
+            flops_per_mac=self._flops_per_mac,
+        )
+        self._counts.extend(result.phases.values())
+        return result
 
     def abstract(self) -> AbstractScope:
         """``with flops.abstract():`` build a model and inputs that allocate nothing.

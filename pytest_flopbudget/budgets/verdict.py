@@ -170,7 +170,10 @@ def judge(
         elif test_budget is None:
             verdicts.append(_unbudgeted(nodeid, subject, settings))
     if test_budget is not None and subjects:
-        everything = list(subjects.values())
+        included = {count.name for count in counts if count.counted_in in subjects}
+        everything = [s for s in subjects.values() if s.name not in included] or list(
+            subjects.values()
+        )
         label = " + ".join(s.name for s in everything)
         total = _Subject(
             name=label,

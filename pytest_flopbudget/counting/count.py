@@ -45,6 +45,9 @@ class Count:
     mode: str = "inference"
     abstract: bool = False
     ops: str = "fvcore"
+    counted_in: str | None = None
+    """The name of a count that already includes this one (a generation's last decode step is
+    part of its decode phase): a whole-test budget does not add it twice."""
 
     def top_modules(self, limit: int = 5) -> list[tuple[str, int]]:
         """The heaviest modules at the shallowest depth where the work splits."""
@@ -63,6 +66,7 @@ class Count:
             "mode": self.mode,
             "abstract": self.abstract,
             "ops": self.ops,
+            "counted_in": self.counted_in,
         }
 
     @classmethod
@@ -79,6 +83,7 @@ class Count:
             mode=str(data.get("mode", "inference")),
             abstract=bool(data.get("abstract", False)),
             ops=str(data.get("ops", "fvcore")),
+            counted_in=data.get("counted_in"),
         )
 
 

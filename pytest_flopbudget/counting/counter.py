@@ -63,7 +63,7 @@ def count_model(
         with _quiet(), torch.set_grad_enabled(grad or train):
             raw = count_backend(model, args, kwargs)
     except Exception as error:  # the tracer's own errors are many and undocumented
-        if type(error).__name__ == "AbstractInputError":
+        if isinstance(error, (AbstractInputError, CountError)):
             raise CountError(f"{label}: {error}") from None
         raise CountError(
             f"{label}: {backend} could not count this model: {type(error).__name__}: "

@@ -59,6 +59,7 @@ class AbstractScope:
     def __init__(self) -> None:
         self.fake_mode = FakeTensorMode()
         self.active = False
+        self._helpers: list[contextlib.ExitStack] = []
 
     def __enter__(self) -> AbstractScope:
         if self.active:
@@ -72,6 +73,7 @@ class AbstractScope:
                 "nest: build the model and its inputs in one scope"
             )
         self.fake_mode.__enter__()
+        self._enter_building_helpers()
         self.active = True
         _OPEN.add(self)
         return self
@@ -81,6 +83,7 @@ class AbstractScope:
             raise AbstractInputError("this abstract() scope is not active; it cannot be exited")
         self.active = False
         _OPEN.discard(self)
+        self._exit_building_helpers(*exc_info)
         self.fake_mode.__exit__(*exc_info)
 
     def close(self) -> bool:
@@ -89,6 +92,18 @@ class AbstractScope:
             return False
         self.__exit__(None, None, None)
         return True
+
+    def _enter_building_helpers(self) -> None:
+        """Known values and no value-reading weight init (:mod:`.known_values`)."""
+        from .known_values import building
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(building())
+        self._helpers.append(stack)
+
+    def _exit_building_helpers(self, *exc_info: Any) -> None:
+        if self._helpers:
+            self._helpers.pop().__exit__(*exc_info)
 
 
 _OPEN: weakref.WeakSet[AbstractScope] = weakref.WeakSet()
@@ -185,15 +200,18 @@ def counting_context(
     if fake_mode is None:
         yield
         return
+    from .known_values import AbstractValueError, abstract_forward
+
     try:
-        with fake_mode:
+        with fake_mode, abstract_forward(model):
             yield
+    except AbstractValueError as error:
+        raise AbstractInputError(str(error)) from None
     except (DataDependentOutputException, DynamicOutputShapeException) as error:
         raise AbstractInputError(
             f"the model reads tensor values ({getattr(error, 'func', error)}: .item(), bool() or "
-            "a data-dependent shape), which abstract tensors do not have; leave out inputs whose "
-            "values steer the model (with transformers: an all-ones attention_mask is the "
-            "default, do not pass one) or count real tensors"
+            "a data-dependent shape) that abstract tensors do not know; make such inputs with "
+            "torch.ones/zeros/full/arange (their values are known) or count real tensors"
         ) from error
 
 

@@ -60,10 +60,21 @@ def private_copies(
             copied.append(leaf)
             continue
         try:
-            copied.append(copy.deepcopy(leaf))
+            copied.append(copy.deepcopy(leaf, _abstract_tensors_kept(leaf)))
         except Exception:  # an object that cannot be copied is passed as it is
             copied.append(leaf)
     return pytree.tree_unflatten(copied, spec)
+
+
+def _abstract_tensors_kept(obj: object) -> dict[int, Any]:
+    """A deepcopy memo that keeps abstract tensors as they are: a deep-copied fake tensor
+    lands in a new fake mode and no longer mixes with the model's, and has no values to
+    protect anyway."""
+    return {
+        id(tensor): tensor
+        for tensor in output_tensors(obj)
+        if tensor.is_meta or type(tensor).__name__ == "FakeTensor"
+    }
 
 
 def output_tensors(output: object, _depth: int = 0) -> list[torch.Tensor]:
