@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 
 # Linear(4, 4) on one row: 16 MACs, 20 params; Linear(4, 8): 32 MACs, 40 params.
