@@ -154,6 +154,7 @@ class _BrokenConfig:
     def __init__(self, error: str) -> None:
         self.error = error
 
+    @pytest.hookimpl(tryfirst=True)  # before xdist starts workers
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         raise pytest.UsageError(f"pytest-flopbudget: {self.error}")
 
@@ -351,15 +352,17 @@ class FlopBudgetManager:
                 (f"flop budgets and baseline not updated: {scope.no_write}", {"yellow": True})
             )
             return
-        taken = [
-            record
+        takes = {
+            record.nodeid: scope.takes_numbers_from(
+                record.nodeid, failed_too=settings.update_failed
+            )
             for record in records
-            if scope.takes_numbers_from(record.nodeid, failed_too=settings.update_failed)
-        ]
+        }
+        taken = [record for record in records if takes[record.nodeid]]
         not_taken = [
             (record.nodeid, scope.why_not_completed(record.nodeid))
             for record in records
-            if record not in taken and any(verdict.counted for verdict in record.verdicts)
+            if not takes[record.nodeid] and any(verdict.counted for verdict in record.verdicts)
         ]
         left_alone = update.left_alone(
             staleness.kept, not_taken, failed_option="--flop-budget-update-failed"

@@ -186,6 +186,20 @@ def test_a_run_stopped_at_the_first_failure_writes_nothing(
     assert _files(suite) == (PYPROJECT, BASELINE)
 
 
+def test_stepwise_resuming_after_a_fixed_failure_keeps_the_tests_it_skipped(
+    suite: pytest.Pytester, plugin_args: tuple[str, ...]
+) -> None:
+    if plugin_args == ("-n", "2"):
+        pytest.skip("--sw is incompatible with xdist")  # pytest-xdist refuses it
+    failing = suite.path / "tests" / "sub" / "test_c.py"
+    failing.write_text("def test_three():\n    assert False\n")
+    suite.runpytest(*plugin_args, "--sw")
+    failing.write_text("def test_three():\n    pass\n")
+    result = suite.runpytest(*plugin_args, "--sw", "--flop-budget-update")
+    result.assert_outcomes(passed=2, deselected=1)
+    assert _files(suite) == (PYPROJECT, BASELINE)
+
+
 def test_a_skipped_test_keeps_its_name_budget_and_baseline_entry_and_says_so(
     suite: pytest.Pytester, plugin_args: tuple[str, ...]
 ) -> None:
@@ -320,11 +334,12 @@ def test_report_data_is_on_the_report_before_any_logreport_hook_runs(
         """
 import pytest
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(wrapper=True)  # runs before every other logreport hook, as xdist's does
 def pytest_runtest_logreport(report):
     if report.when == "teardown":
         with open("seen.txt", "a") as seen:
             seen.write(f"{report.nodeid} {hasattr(report, 'flopbudget')}\\n")
+    return (yield)
 """
     )
     suite.runpytest(*plugin_args).assert_outcomes(passed=2)

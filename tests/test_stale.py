@@ -56,9 +56,9 @@ STALE_LINES = [
 
 
 def test_a_full_run_reports_stale_budget_and_baseline_entries(
-    stale_project: pytest.Pytester,
+    stale_project: pytest.Pytester, plugin_args: tuple[str, ...]
 ) -> None:
-    result = stale_project.runpytest("--flop-budget-json=report.json")
+    result = stale_project.runpytest(*plugin_args, "--flop-budget-json=report.json")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(STALE_LINES)
     result.stdout.fnmatch_lines(["2 counted: 2 no budget; 3 stale entries"])
@@ -70,8 +70,10 @@ def test_a_full_run_reports_stale_budget_and_baseline_entries(
     }
 
 
-def test_naming_the_test_directory_is_still_a_full_run(stale_project: pytest.Pytester) -> None:
-    stale_project.runpytest(str(stale_project.path)).stdout.fnmatch_lines(STALE_LINES)
+def test_naming_the_test_directory_is_still_a_full_run(
+    stale_project: pytest.Pytester, plugin_args: tuple[str, ...]
+) -> None:
+    stale_project.runpytest(*plugin_args, str(stale_project.path)).stdout.fnmatch_lines(STALE_LINES)
 
 
 @pytest.mark.parametrize(
@@ -84,9 +86,9 @@ def test_naming_the_test_directory_is_still_a_full_run(stale_project: pytest.Pyt
     ],
 )
 def test_a_narrowed_run_reports_nothing_stale(
-    stale_project: pytest.Pytester, narrowing: list[str]
+    stale_project: pytest.Pytester, narrowing: list[str], plugin_args: tuple[str, ...]
 ) -> None:
-    result = stale_project.runpytest(*narrowing)
+    result = stale_project.runpytest(*plugin_args, *narrowing)
     assert "stale:" not in result.stdout.str()
 
 
@@ -98,18 +100,22 @@ def test_last_failed_runs_report_nothing_stale(stale_project: pytest.Pytester) -
     assert "stale:" not in result.stdout.str()
 
 
-def test_a_skipped_test_keeps_its_baseline_entry_fresh(stale_project: pytest.Pytester) -> None:
+def test_a_skipped_test_keeps_its_baseline_entry_fresh(
+    stale_project: pytest.Pytester, plugin_args: tuple[str, ...]
+) -> None:
     stale_project.makepyfile(
         test_models=TESTS.replace(
             "def test_other", "import pytest\n@pytest.mark.skip\ndef test_other"
         )
     )
-    result = stale_project.runpytest()
+    result = stale_project.runpytest(*plugin_args)
     assert "test_other [Linear]" not in result.stdout.str()
 
 
-def test_update_on_a_full_run_drops_stale_entries(stale_project: pytest.Pytester) -> None:
-    result = stale_project.runpytest("--flop-budget-update")
+def test_update_on_a_full_run_drops_stale_entries(
+    stale_project: pytest.Pytester, plugin_args: tuple[str, ...]
+) -> None:
+    result = stale_project.runpytest(*plugin_args, "--flop-budget-update")
     result.assert_outcomes(passed=2)
     text = (stale_project.path / "pyproject.toml").read_text()
     assert '"Gone"' not in text and "test_removed" not in text
@@ -120,8 +126,10 @@ def test_update_on_a_full_run_drops_stale_entries(stale_project: pytest.Pytester
     ]
 
 
-def test_update_on_a_narrowed_run_keeps_what_it_did_not_run(stale_project: pytest.Pytester) -> None:
-    stale_project.runpytest("--flop-budget-update", "-k", "linear").assert_outcomes(
+def test_update_on_a_narrowed_run_keeps_what_it_did_not_run(
+    stale_project: pytest.Pytester, plugin_args: tuple[str, ...]
+) -> None:
+    stale_project.runpytest(*plugin_args, "--flop-budget-update", "-k", "linear").assert_outcomes(
         passed=1, deselected=1
     )
     text = (stale_project.path / "pyproject.toml").read_text()
