@@ -8,11 +8,14 @@ the plugin should not pay for it.
 
 from __future__ import annotations
 
+import glob
 import os
 import warnings
-from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, TypeVar
 
+import pluggy
 import pytest
 
 from .budgets.budget import (
@@ -31,20 +34,34 @@ from .budgets.config import (
     find_pyproject,
     load_settings,
 )
+from .budgets.scope import XFAILED, CollectionFacts, Phases, narrowed_by_paths
 from .budgets.verdict import ERROR, FAILING, FlopBudgetWarning
 from .fixture import FlopCounter
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
+
     from .budgets.baseline import Baseline
     from .budgets.record import TestRecord
-    from .budgets.stale import StaleEntry
+    from .budgets.scope import RunScope
+    from .budgets.stale import StaleEntry, Staleness
+
+T = TypeVar("T")
 
 HELP_JSON = "write a machine-readable report of every count and verdict to PATH"
 HELP_HTML = "write a self-contained HTML report (budget gauges, module icicles) to PATH"
 HELP_MARKDOWN = "write a Markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY when set)"
 HELP_UPDATE = (
     "write the measured values into [tool.flopbudget.budgets] of pyproject.toml (and the "
-    "baseline file, if one is configured); over-budget tests pass in this run"
+    "baseline file, if one is configured); over-budget tests pass in this run. Takes numbers "
+    "only from tests that passed; removes only entries the run proves stale"
+)
+HELP_UPDATE_FAILED = (
+    "with --flop-budget-update, also take the counts of tests that failed their own assertions"
+)
+HELP_REPORT_ONLY = (
+    "check and report every budget, but fail no test for it (overrides on_exceed everywhere; "
+    "pyproject: report_only = true)"
 )
 HELP_ON_EXCEED = 'what an over-budget test does: "fail" (default) or "warn" (report only)'
 HELP_HARDWARE = "comma-separated devices (T4,A100:fp16) to show the ideal time on, a lower bound"
@@ -58,13 +75,17 @@ MARKER_HELP = (
     "torch), mode (inference, train), unknown_ops (warn, fail, ignore) and ops (fvcore, dense: "
     "which ops count) set how they count."
 )
-REPORT_ATTRIBUTE = "flopbudget"
+REPORT_ATTRIBUTE = "flopbudget"  # on the teardown report: the test's record, as JSON
+BODY_ATTRIBUTE = "flopbudget_body"  # on the call report: "passed" when only the budget failed it
+WORKER_OUTPUT = "flopbudget"  # xdist workeroutput: what the worker collected
+REPORT_SECTION = "flop budget"
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 COUNTER_KEY = pytest.StashKey[FlopCounter]()
 BUDGETS_KEY = pytest.StashKey[list[Budget]]()
 OPTIONS_KEY = pytest.StashKey[CountOptions]()
 RECORD_KEY = pytest.StashKey["TestRecord"]()
+BODY_PASSED_KEY = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -72,7 +93,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--flop-budget-json", metavar="PATH", default=None, help=HELP_JSON)
     group.addoption("--flop-budget-markdown", metavar="PATH", default=None, help=HELP_MARKDOWN)
     group.addoption("--flop-budget-html", metavar="PATH", default=None, help=HELP_HTML)
-    group.addoption("--flop-budget-update", action="store_true", default=False, help=HELP_UPDATE)
+    group.addoption("--flop-budget-update", action="store_true", default=None, help=HELP_UPDATE)
+    group.addoption(
+        "--flop-budget-update-failed", action="store_true", default=None, help=HELP_UPDATE_FAILED
+    )
+    group.addoption(
+        "--flop-budget-report-only", action="store_true", default=None, help=HELP_REPORT_ONLY
+    )
     group.addoption(
         "--flop-budget-on-exceed", choices=ON_EXCEED_CHOICES, default=None, help=HELP_ON_EXCEED
     )
@@ -81,19 +108,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    pyproject = find_pyproject(config.rootpath, config.inipath)
     try:
-        settings = load_settings(
-            pyproject,
-            json_path=config.getoption("flop_budget_json"),
-            markdown_path=config.getoption("flop_budget_markdown"),
-            html_path=config.getoption("flop_budget_html"),
-            update=bool(config.getoption("flop_budget_update")),
-            on_exceed=config.getoption("flop_budget_on_exceed"),
-            hardware=config.getoption("flop_budget_hardware"),
-        )
+        settings, baseline, notes = _load(config)
     except ConfigError as error:
-        raise pytest.UsageError(f"pytest-flopbudget: {error}") from None
+        # `pytest --help` and `--version` keep working; the error comes when tests would run
+        config.pluginmanager.register(_BrokenConfig(str(error)), "flopbudget-manager")
+        return
+    config.stash[SETTINGS_KEY] = settings
+    manager = FlopBudgetManager(config, settings, baseline, notes)
+    config.pluginmanager.register(manager, "flopbudget-manager")
+
+
+def _load(config: pytest.Config) -> tuple[Settings, Baseline | None, list[str]]:
+    pyproject = find_pyproject(config.rootpath, config.inipath)
+    settings = load_settings(
+        pyproject,
+        json_path=config.getoption("flop_budget_json"),
+        markdown_path=config.getoption("flop_budget_markdown"),
+        html_path=config.getoption("flop_budget_html"),
+        update=config.getoption("flop_budget_update"),
+        update_failed=config.getoption("flop_budget_update_failed"),
+        report_only=config.getoption("flop_budget_report_only"),
+        on_exceed=config.getoption("flop_budget_on_exceed"),
+        hardware=config.getoption("flop_budget_hardware"),
+    )
     notes: list[str] = []
     baseline: Baseline | None = None
     if settings.baseline_path is not None:
@@ -103,7 +141,7 @@ def pytest_configure(config: pytest.Config) -> None:
             baseline = baseline_file.load(settings.baseline_path)
         except baseline_file.BaselineError as error:
             if not settings.update:
-                raise pytest.UsageError(f"pytest-flopbudget: {error}") from None
+                raise ConfigError(str(error)) from None
             notes.append(f"{error}; it will be rewritten")
             baseline = baseline_file.Baseline(settings.baseline_path, {}, exists=False)
         if not baseline.exists and not settings.update:
@@ -111,9 +149,20 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"baseline {settings.baseline_path} does not exist yet; "
                 "create it with --flop-budget-update"
             )
-    config.stash[SETTINGS_KEY] = settings
-    manager = FlopBudgetManager(config, settings, baseline, notes)
-    config.pluginmanager.register(manager, "flopbudget-manager")
+    if settings.report_only:
+        notes.append("flop budget: report only, budgets fail no test in this run")
+    return settings, baseline, notes
+
+
+class _BrokenConfig:
+    """Stands in for the manager when ``[tool.flopbudget]`` cannot be read."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    @pytest.hookimpl(tryfirst=True)  # before xdist starts workers
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        raise pytest.UsageError(f"pytest-flopbudget: {self.error}")
 
 
 @pytest.fixture
@@ -136,7 +185,7 @@ def flops(request: pytest.FixtureRequest) -> FlopCounter:
 
 
 class FlopBudgetManager:
-    """Owns the run's state: the records gathered from test reports, and the final reports."""
+    """Owns the run's state: what was collected, each test's last attempt, and the reports."""
 
     def __init__(
         self, config: pytest.Config, settings: Settings, baseline: Baseline | None, notes: list[str]
@@ -144,13 +193,17 @@ class FlopBudgetManager:
         self.config = config
         self.settings = settings
         self.baseline = baseline
-        self.records: list[TestRecord] = []
+        self.records: dict[str, TestRecord] = {}  # by node id: a rerun replaces its attempt
+        self.attempts: dict[str, Phases] = {}
         self.positions: dict[str, int] = {}
-        self.seen: set[str] = set()
-        self.ran: set[str] = set()
-        self.passed: set[str] = set()
-        self.stale: list[StaleEntry] = []
-        self.pending: dict[str, TestRecord] = {}
+        self.collected: list[str] = []
+        self.counting: list[str] = []
+        self.dropped = 0
+        self.deselected = 0
+        self.collection_errors = 0
+        self.worker_facts: list[CollectionFacts] = []
+        self.workers_without_facts = 0
+        self.stale: tuple[StaleEntry, ...] = ()
         self.test_hooks: TestHooks | None = None
         self.notes: list[tuple[str, dict[str, bool]]] = [(note, {"yellow": True}) for note in notes]
 
@@ -159,12 +212,27 @@ class FlopBudgetManager:
 
         return header_line(self.settings)
 
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Generator[None]:
+        before = len(items)
+        yield
+        self.dropped += max(0, before - len(items))
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected += len(items)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors += 1
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # rows follow the source (file, line, parameter index), not the run order, so reports
         # read the same under pytest-randomly and xdist
         ordered = sorted(session.items, key=_source_order)
         self.positions = {item.nodeid: index for index, item in enumerate(ordered)}
-        if any(self._may_count(item) for item in session.items):
+        self.collected = [item.nodeid for item in session.items]
+        self.counting = [item.nodeid for item in session.items if self._may_count(item)]
+        if self.counting:
             self.use_test_hooks()
 
     def _may_count(self, item: pytest.Item) -> bool:
@@ -181,45 +249,80 @@ class FlopBudgetManager:
             self.test_hooks = TestHooks(self)
             self.config.pluginmanager.register(self.test_hooks, "flopbudget-tests")
 
-    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.seen.add(report.nodeid)
-        if report.when == "call":
-            self.ran.add(report.nodeid)
-            if report.passed:
-                self.passed.add(report.nodeid)
-        elif report.when == "teardown":
-            record = self.pending.pop(report.nodeid, None)
-            if record is not None and (record.counts or record.verdicts):
-                # a plain JSON string in the report's __dict__ travels with it from xdist
-                # workers (tryfirst: before xdist serializes the report)
-                setattr(report, REPORT_ATTRIBUTE, record.to_json())
+        """Each test's last attempt counts (pytest-rerunfailures logs every attempt)."""
+        nodeid = report.nodeid
+        if report.when == "setup":
+            self.attempts[nodeid] = Phases(setup=_outcome(report))
+            self.records.pop(nodeid, None)
+        elif report.when == "call":
+            body_passed = getattr(report, BODY_ATTRIBUTE, None) == "passed"
+            phases = self.attempts.get(nodeid, Phases())
+            self.attempts[nodeid] = replace(phases, call=_outcome(report), body_passed=body_passed)
+        else:
             payload = getattr(report, REPORT_ATTRIBUTE, None)
             if isinstance(payload, str):
                 from .budgets.record import TestRecord
 
-                self.records.append(TestRecord.from_json(payload))
+                self.records[nodeid] = TestRecord.from_json(payload)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: object, error: object) -> None:
+        """xdist controller: each worker sends what it collected."""
+        output = getattr(node, "workeroutput", None) or {}
+        facts = output.get(WORKER_OUTPUT)
+        if isinstance(facts, dict):
+            self.worker_facts.append(CollectionFacts.from_dict(facts))
+        else:
+            self.workers_without_facts += 1
+
+    def _facts(self) -> CollectionFacts:
+        return CollectionFacts(
+            tuple(self.collected),
+            tuple(self.counting),
+            max(self.dropped, self.deselected),
+            self.collection_errors,
+        )
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput"):
-            return  # xdist worker: the controller writes the reports
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # xdist worker: the controller writes the reports
+            workeroutput[WORKER_OUTPUT] = self._facts().to_dict()
+            return
         if not self._has_work():
             return
         from .budgets.record import TestRecord
         from .budgets.stale import find_stale
         from .reports.update import UpdateError
 
-        records = sorted(self.records, key=TestRecord.sort_key)
-        full_run = _is_full_run(session)
-        if full_run:
-            self.stale = find_stale(self.settings, self.baseline, records, self.seen, self.ran)
+        records = sorted(self.records.values(), key=TestRecord.sort_key)
+        scope = self._scope(session)
+        staleness = find_stale(self.settings, self.baseline, records, scope)
+        self.stale = staleness.stale
         try:
-            self._write_reports(records, full_run)
+            self._write_reports(records, scope, staleness)
         except (OSError, UpdateError) as error:
             self.notes.append((f"pytest-flopbudget: {error}", {"red": True, "bold": True}))
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _scope(self, session: pytest.Session) -> RunScope:
+        from .budgets.scope import build_scope
+
+        narrowed = _narrowed_by(self.config)
+        facts = self._facts()
+        if self.config.pluginmanager.has_plugin("dsession"):
+            facts = CollectionFacts.merged([*self.worker_facts, facts])
+            if self.workers_without_facts or not self.worker_facts:
+                narrowed.append("an xdist worker did not say what it collected")
+        return build_scope(
+            facts,
+            self.attempts,
+            narrowed_by=narrowed,
+            only_collects=_only_collects(self.config),
+            interrupted=_interrupted(session),
+        )
 
     def _has_work(self) -> bool:
         """Anything to report: counts, or budgets and a baseline that may have gone stale."""
@@ -232,9 +335,10 @@ class FlopBudgetManager:
             or settings.update
         )
 
-    def _write_reports(self, records: list[TestRecord], full_run: bool) -> None:
-        from .budgets import baseline as baseline_file
-        from .reports import json_report, markdown, update
+    def _write_reports(
+        self, records: list[TestRecord], scope: RunScope, staleness: Staleness
+    ) -> None:
+        from .reports import json_report, markdown
 
         settings = self.settings
         with_baseline = self.baseline is not None
@@ -254,30 +358,54 @@ class FlopBudgetManager:
                 self.notes.append((f"flop budget summary written to {settings.markdown_path}", {}))
             if summary_file:
                 markdown.append_step_summary(Path(summary_file), text)
-        if settings.update and settings.pyproject is not None:
-            stale_keys = [entry.key for entry in self.stale if entry.where == "pyproject"]
+        if settings.update:
+            self._update(records, scope, staleness)
+
+    def _update(self, records: list[TestRecord], scope: RunScope, staleness: Staleness) -> None:
+        from .budgets import baseline as baseline_file
+        from .budgets.stale import PYPROJECT
+        from .reports import update
+
+        settings = self.settings
+        if scope.no_write is not None:
+            self.notes.append(
+                (f"flop budgets and baseline not updated: {scope.no_write}", {"yellow": True})
+            )
+            return
+        takes = {
+            record.nodeid: scope.takes_numbers_from(
+                record.nodeid, failed_too=settings.update_failed
+            )
+            for record in records
+        }
+        taken = [record for record in records if takes[record.nodeid]]
+        not_taken = [
+            (record.nodeid, scope.why_not_completed(record.nodeid))
+            for record in records
+            if not takes[record.nodeid] and any(verdict.counted for verdict in record.verdicts)
+        ]
+        left_alone = update.left_alone(
+            staleness.kept, not_taken, failed_option="--flop-budget-update-failed"
+        )
+        if settings.pyproject is not None:
             outcome = update.update_pyproject(
-                settings.pyproject, records, settings, remove=stale_keys
+                settings.pyproject, taken, settings, remove=staleness.stale_keys(PYPROJECT)
             )
             self.notes.extend((line, {}) for line in outcome.lines())
-        if settings.update and settings.baseline_path is not None:
-            verdicts = [verdict for record in records for verdict in record.verdicts]
+        if settings.baseline_path is not None:
+            verdicts = [verdict for record in taken for verdict in record.verdicts]
             measured = baseline_file.measured_entries(verdicts, settings.flops_per_mac)
-            entries = baseline_file.merged(
-                self.baseline,
-                measured,
-                {record.nodeid for record in records} | self.ran,
-                full_run=full_run,
-            )
+            entries = baseline_file.merged(self.baseline, measured, staleness.stale_baseline_keys())
             line = update.write_baseline(settings.baseline_path, self.baseline, entries)
             self.notes.append((line, {}))
+        self.notes.extend((line, {}) for line in left_alone)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.records or self.stale:
             from .budgets.record import TestRecord
             from .reports import table
 
-            records = sorted(self.records, key=TestRecord.sort_key)
+            records = sorted(self.records.values(), key=TestRecord.sort_key)
             table.write(
                 terminalreporter,
                 records,
@@ -303,6 +431,10 @@ class TestHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # a rerun attempt starts clean: no properties left from the attempt before
+        item.user_properties[:] = [
+            prop for prop in item.user_properties if not str(prop[0]).startswith("flopbudget[")
+        ]
         if item.get_closest_marker(MARKER_NAME) is None:
             return
         budgets: list[Budget] = []
@@ -329,6 +461,7 @@ class TestHooks:
         """Runs after the test body, and only if it passed: over budget fails the test here."""
         if not self._involved(item):
             return
+        item.stash[BODY_PASSED_KEY] = True
         record = self._conclude(item, test_failed=False)
         for verdict in record.verdicts:
             if verdict.status in FAILING and not verdict.enforced:
@@ -343,20 +476,53 @@ class TestHooks:
         if not self._involved(item):
             return
         record = item.stash.get(RECORD_KEY, None)
-        judged_late = record is None
-        if record is None:
-            # Either the body failed or skipped (record what it counted, judge nothing), or it
-            # asked for `flops` at run time, after the call hooks had run: judge it now.
-            passed = item.nodeid in self.manager.passed
-            record = self._conclude(item, test_failed=not passed)
-        self.manager.pending[item.nodeid] = record
-        problems = [
-            v.message
-            for v in record.verdicts
-            if v.status == ERROR or (judged_late and v.fails_test)
-        ]
+        if record is None:  # the body failed, skipped or never ran: record, judge nothing
+            record = self._conclude(item, test_failed=True)
+        problems = [v.message for v in record.verdicts if v.status == ERROR]
         if problems:
             pytest.fail("\n\n".join(problems), pytrace=False)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pluggy.Result[pytest.TestReport]]:
+        """Per-test data goes on the report here, before any ``pytest_runtest_logreport``
+        (where xdist serializes it): pytest's report serialization carries plain attributes."""
+        outcome = yield
+        report = outcome.get_result()
+        if call.when == "call":
+            self._after_call(item, call, report)
+        elif call.when == "teardown":
+            record = item.stash.get(RECORD_KEY, None)
+            if record is not None and (record.counts or record.verdicts):
+                setattr(report, REPORT_ATTRIBUTE, record.to_json())
+            _forget(item.stash, RECORD_KEY)  # a rerun attempt starts clean
+            _forget(item.stash, BODY_PASSED_KEY)
+            _forget(item.stash, COUNTER_KEY)
+
+    def _after_call(
+        self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+    ) -> None:
+        if BODY_PASSED_KEY in item.stash:  # judged in pytest_runtest_call
+            setattr(report, BODY_ATTRIBUTE, "passed")
+            return
+        if not self._involved(item):
+            return
+        if call.excinfo is None:
+            # the test asked for `flops` at run time, after the call hooks had started
+            item.stash[BODY_PASSED_KEY] = True
+            setattr(report, BODY_ATTRIBUTE, "passed")
+            record = self._conclude(item, test_failed=False)
+            failing = [verdict.message for verdict in record.verdicts if verdict.fails_test]
+            if failing and report.passed:
+                report.outcome = "failed"
+                report.longrepr = "\n\n".join(failing)
+        elif report.failed:
+            # one test, one failure: the excess goes into the failure the test already has
+            record = self._conclude(item, test_failed=True)
+            excess = [verdict.message for verdict in record.verdicts if verdict.fails_test]
+            if excess:
+                report.sections.append((REPORT_SECTION, "\n\n".join(excess)))
 
     def _involved(self, item: pytest.Item) -> bool:
         return (
@@ -404,23 +570,60 @@ def _source_order(item: pytest.Item) -> tuple[str, int, tuple[int, ...], str]:
     return (path, line if line is not None else -1, indices, item.nodeid)
 
 
-def _is_full_run(session: pytest.Session) -> bool:
-    """False when -k, -m, --lf, --deselect, a stop on failure or a narrower path selected tests."""
-    config = session.config
+def _forget(stash: pytest.Stash, key: pytest.StashKey[T]) -> None:
+    if key in stash:
+        del stash[key]
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    if report.skipped and hasattr(report, "wasxfail"):
+        return XFAILED
+    return report.outcome
+
+
+def _narrowed_by(config: pytest.Config) -> list[str]:
+    """What the command line chose that is less than the suite (the rest is seen in the data)."""
     option = config.option
-    if getattr(option, "keyword", "") or getattr(option, "markexpr", ""):
-        return False
-    if getattr(option, "lf", False) or getattr(option, "deselect", None):
-        return False
-    if session.shouldstop or session.shouldfail:
-        return False
-    if config.args_source != pytest.Config.ArgsSource.ARGS:
-        return True
-    root = config.rootpath
-    defaults = {(root / path).resolve() for path in config.getini("testpaths")} or {root.resolve()}
-    chosen = set()
-    for arg in config.args:
-        if "::" in arg:
-            return False
-        chosen.add((config.invocation_params.dir / arg).resolve())
-    return root.resolve() in chosen or defaults <= chosen
+    reasons: list[str] = []
+    if getattr(option, "ignore", None) or getattr(option, "ignore_glob", None):
+        reasons.append("--ignore left paths out")
+    if getattr(option, "lf", False):
+        reasons.append("--lf ran only the last failures")
+    if getattr(option, "pyargs", False):
+        reasons.append("--pyargs chose packages")
+    root = config.rootpath.resolve()
+    suite: list[PurePath] = []
+    for pattern in config.getini("testpaths"):
+        suite += [Path(path).resolve() for path in glob.glob(str(root / pattern), recursive=True)]
+    here = config.invocation_params.dir
+    chosen = [(here / arg.split("::")[0]).resolve() for arg in config.args]
+    why = narrowed_by_paths(
+        chosen, suite or [root], node_ids=any("::" in arg for arg in config.args)
+    )
+    if why is not None:
+        reasons.append(why)
+    return reasons
+
+
+def _only_collects(config: pytest.Config) -> str | None:
+    for dest, flag in (
+        ("collectonly", "--collect-only"),
+        ("setupplan", "--setup-plan"),
+        ("setuponly", "--setup-only"),
+        ("showfixtures", "--fixtures"),
+        ("show_fixtures_per_test", "--fixtures-per-test"),
+    ):
+        if getattr(config.option, dest, False):
+            return flag
+    return None
+
+
+def _interrupted(session: pytest.Session) -> str | None:
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "interrupted"
+    if session.exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+        return "internal error"
+    for why in (session.shouldstop, session.shouldfail):
+        if why:
+            return str(why)
+    return None

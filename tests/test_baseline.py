@@ -53,18 +53,18 @@ def _params(hidden: int) -> int:
     return (8 * hidden + hidden) + (hidden * 16 + 16) + (16 * 4 + 4)
 
 
-def test_the_whole_life_cycle(pytester: pytest.Pytester) -> None:
+def test_the_whole_life_cycle(pytester: pytest.Pytester, plugin_args: tuple[str, ...]) -> None:
     pytester.makefile(".toml", pyproject=PYPROJECT)
     pytester.makepyfile(test_net=_model_test(32))
     baseline = pytester.path / "flopbudget.json"
 
-    first = pytester.runpytest()
+    first = pytester.runpytest(*plugin_args)
     first.assert_outcomes(passed=1)
     first.stdout.fnmatch_lines(["*does not exist yet; create it with --flop-budget-update"])
     first.stdout.fnmatch_lines(["*test_net*Net*new*ok*"])
     assert not baseline.exists()
 
-    pytester.runpytest("--flop-budget-update").assert_outcomes(passed=1)
+    pytester.runpytest(*plugin_args, "--flop-budget-update").assert_outcomes(passed=1)
     macs = _macs(32)
     assert json.loads(baseline.read_text()) == {
         "version": 1,
@@ -80,10 +80,10 @@ def test_the_whole_life_cycle(pytester: pytest.Pytester) -> None:
         },
     }
 
-    pytester.runpytest().assert_outcomes(passed=1)
+    pytester.runpytest(*plugin_args).assert_outcomes(passed=1)
 
     pytester.makepyfile(test_net=_model_test(40))
-    grown = pytester.runpytest()
+    grown = pytester.runpytest(*plugin_args)
     grown.assert_outcomes(failed=1)
     before, after = _macs(32), _macs(40)
     grown.stdout.fnmatch_lines(
@@ -99,8 +99,8 @@ def test_the_whole_life_cycle(pytester: pytest.Pytester) -> None:
     assert "  head " not in grown.stdout.str()
     grown.stdout.fnmatch_lines([f"*test_net*Net*{after[''] / before[''] - 1:+.1%}*regression"])
 
-    pytester.runpytest("--flop-budget-update").assert_outcomes(passed=1)
-    pytester.runpytest().assert_outcomes(passed=1)
+    pytester.runpytest(*plugin_args, "--flop-budget-update").assert_outcomes(passed=1)
+    pytester.runpytest(*plugin_args).assert_outcomes(passed=1)
 
 
 def test_growth_within_the_regression_tolerance_passes(pytester: pytest.Pytester) -> None:

@@ -24,9 +24,11 @@ def test_plain():
 """
 
 
-def test_the_summary_lists_every_count_with_its_budget(project: pytest.Pytester) -> None:
+def test_the_summary_lists_every_count_with_its_budget(
+    project: pytest.Pytester, plugin_args: tuple[str, ...]
+) -> None:
     project.makepyfile(test_models=TESTS)
-    result = project.runpytest()
+    result = project.runpytest(*plugin_args)
     result.stdout.fnmatch_lines(
         [
             "*= flop budget: 1 FLOP = 1 MAC (fvcore's convention; flops_per_mac = 1); "
@@ -61,12 +63,14 @@ def test_no_table_when_nothing_was_counted(pytester: pytest.Pytester) -> None:
     assert "flop budget" not in result.stdout.str()
 
 
-def test_the_json_report_holds_the_convention_and_every_count(project: pytest.Pytester) -> None:
+def test_the_json_report_holds_the_convention_and_every_count(
+    project: pytest.Pytester, plugin_args: tuple[str, ...]
+) -> None:
     project.makefile(".toml", pyproject="[tool.flopbudget]\nflops_per_mac = 2\n")
     project.makepyfile(test_models=TESTS)
-    project.runpytest("--flop-budget-json=out/report.json".replace("out/", "")).assert_outcomes(
-        passed=3
-    )
+    project.runpytest(
+        *plugin_args, "--flop-budget-json=out/report.json".replace("out/", "")
+    ).assert_outcomes(passed=3)
     report = json.loads((project.path / "report.json").read_text())
     assert report["convention"]["flops_per_mac"] == 2
     rows = {row["nodeid"]: row for row in report["results"]}
@@ -141,13 +145,13 @@ def test_new(flops):
 
 
 def test_update_writes_measured_budgets_and_keeps_every_other_byte(
-    project: pytest.Pytester,
+    project: pytest.Pytester, plugin_args: tuple[str, ...]
 ) -> None:
     original = project.makefile(".toml", pyproject=PYPROJECT).read_text()
     project.makepyfile(test_models=UPDATE_TESTS)
-    project.runpytest().assert_outcomes(passed=1, failed=2)
+    project.runpytest(*plugin_args).assert_outcomes(passed=1, failed=2)
 
-    updated = project.runpytest("--flop-budget-update")
+    updated = project.runpytest(*plugin_args, "--flop-budget-update")
     updated.assert_outcomes(passed=3)
     assert updated.ret == 0
     updated.stdout.fnmatch_lines(["flop budgets updated in *pyproject.toml: 3 entries"])
@@ -163,7 +167,7 @@ def test_update_writes_measured_budgets_and_keeps_every_other_byte(
     )
     assert text == expected
 
-    project.runpytest().assert_outcomes(passed=3)
+    project.runpytest(*plugin_args).assert_outcomes(passed=3)
 
 
 def test_update_creates_the_budgets_table_when_there_is_none(project: pytest.Pytester) -> None:

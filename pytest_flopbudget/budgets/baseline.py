@@ -120,15 +120,16 @@ def render(entries: Mapping[tuple[str, str], BaselineEntry]) -> str:
 def merged(
     previous: Baseline | None,
     measured: Mapping[tuple[str, str], BaselineEntry],
-    ran: Iterable[str],
-    *,
-    full_run: bool,
+    stale: Iterable[tuple[str, str]],
 ) -> dict[tuple[str, str], BaselineEntry]:
-    """A full run replaces the baseline; a narrowed run replaces only the tests it ran."""
-    ran = set(ran)
+    """Every previous entry, except those proven stale, with the new measurements over them.
+
+    Entries of tests that did not run (or did not run to completion) are kept as they were.
+    """
+    stale = set(stale)
     kept: dict[tuple[str, str], BaselineEntry] = {}
-    if previous is not None and not full_run:
-        kept = {key: entry for key, entry in previous.entries.items() if key[0] not in ran}
+    if previous is not None:
+        kept = {key: entry for key, entry in previous.entries.items() if key not in stale}
     return {**kept, **measured}
 
 

@@ -61,6 +61,13 @@ class Settings:
     markdown_path: Path | None = None
     html_path: Path | None = None
     update: bool = False
+    update_failed: bool = False
+    report_only: bool = False
+
+    @property
+    def enforcing(self) -> bool:
+        """Budgets fail tests: not while updating them, nor in a report-only run."""
+        return not self.update and not self.report_only
 
     @property
     def convention(self) -> str:
@@ -165,6 +172,7 @@ KNOWN_KEYS = (
     "regression_tolerance",
     "tighten_threshold",
     "hardware",
+    "report_only",
 )
 
 
@@ -201,6 +209,10 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
         )
     _check_hardware(hardware, f"{place} hardware")
 
+    report_only = section.get("report_only", False)
+    if not isinstance(report_only, bool):
+        raise ConfigError(f"{place} report_only: must be true or false, got {report_only!r}")
+
     by_nodeid, by_name = _budgets(path, section.get("budgets", {}), place)
     return Settings(
         flops_per_mac=int(flops_per_mac),
@@ -217,6 +229,7 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
         tighten_threshold=_fraction(section, "tighten_threshold", 0.5, place, below_one=True),
         hardware=tuple(hardware),
         pyproject=path,
+        report_only=report_only,
     )
 
 
@@ -245,13 +258,18 @@ def load_settings(
     json_path: str | None = None,
     markdown_path: str | None = None,
     html_path: str | None = None,
-    update: bool = False,
+    update: bool | None = None,
+    update_failed: bool | None = None,
+    report_only: bool | None = None,
     on_exceed: str | None = None,
     hardware: str | None = None,
 ) -> Settings:
+    """Command-line values (None: not given) over pyproject values over defaults."""
     section = read_pyproject(pyproject) if pyproject.is_file() else {}
     settings = settings_from_pyproject(pyproject, section)
-    overrides: dict[str, Any] = {"update": update}
+    overrides: dict[str, Any] = {"update": bool(update), "update_failed": bool(update_failed)}
+    if report_only is not None:
+        overrides["report_only"] = report_only
     if on_exceed is not None:
         overrides["on_exceed"] = on_exceed
     if json_path is not None:

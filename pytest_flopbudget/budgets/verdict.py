@@ -211,7 +211,7 @@ def _fail_on_unknown_ops(verdict: Verdict, settings: Settings) -> Verdict:
         "the count may be too low; register a formula with pytest_flopbudget.register_formula(), "
         'or set unknown_ops = "warn"'
     )
-    return replace(verdict, status=UNKNOWN_OPS, message=message, enforced=not settings.update)
+    return replace(verdict, status=UNKNOWN_OPS, message=message, enforced=settings.enforcing)
 
 
 def _sum_modules(subjects: Sequence[_Subject]) -> dict[str, int]:
@@ -262,7 +262,7 @@ def _unbudgeted(nodeid: str, subject: _Subject, settings: Settings) -> Verdict:
         nodeid=nodeid,
         name=subject.name,
         status=NO_BUDGET,
-        enforced=settings.on_exceed == "fail" and not settings.update,
+        enforced=settings.on_exceed == "fail" and settings.enforcing,
         flops=subject.flops,
         macs=subject.macs,
         params=subject.params,
@@ -321,7 +321,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         budget_unit=unit_key,
         tolerance=tolerance,
         used=used,
-        enforced=(budget.on_exceed or settings.on_exceed) == "fail" and not settings.update,
+        enforced=(budget.on_exceed or settings.on_exceed) == "fail" and settings.enforcing,
         message=message,
         backend=subject.backend,
         ops=subject.ops,

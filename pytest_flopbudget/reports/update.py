@@ -19,6 +19,7 @@ from ..budgets import growth
 from ..budgets.budget import looks_like_nodeid
 from ..budgets.config import Settings
 from ..budgets.record import TestRecord
+from ..budgets.stale import KeptEntry
 from ..budgets.units import (
     COMPUTE_UNITS,
     PARAM_UNITS,
@@ -77,7 +78,15 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[str, Measured],
                 )
             elif verdict.status == OVER:
                 in_code.append(f"{verdict.nodeid} ({verdict.name})")
-        if unbudgeted:
+        if unbudgeted and any(v.budget_source == "pyproject:name" for v in record.verdicts):
+            # a node-id entry would replace the test's name budgets: budget these by name too
+            for verdict in unbudgeted:
+                assert verdict.flops is not None and verdict.macs is not None
+                assert verdict.params is not None
+                _keep_max(
+                    entries, verdict.name, Measured(verdict.flops, verdict.macs, verdict.params)
+                )
+        elif unbudgeted:
             total = Measured(
                 sum(v.flops or 0 for v in unbudgeted),
                 sum(v.macs or 0 for v in unbudgeted),
@@ -85,6 +94,21 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[str, Measured],
             )
             _keep_max(entries, record.nodeid, total)
     return entries, in_code
+
+
+def left_alone(
+    kept: Sequence[KeptEntry], not_taken: Sequence[tuple[str, str]], *, failed_option: str
+) -> list[str]:
+    """What the update did not touch, and why: it never removes or rewrites without proof."""
+    lines = [
+        f"  not updated (the test {why}; {failed_option} takes its counts anyway): {nodeid}"
+        for nodeid, why in not_taken
+    ]
+    lines += [f"  {entry.describe()}" for entry in kept if entry.in_run]
+    outside = sum(1 for entry in kept if not entry.in_run)
+    if outside:
+        lines.append(f"  kept {outside} entries of tests not in this run")
+    return lines
 
 
 def _keep_max(entries: dict[str, Measured], key: str, value: Measured) -> None:
