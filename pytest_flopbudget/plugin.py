@@ -9,6 +9,7 @@ the plugin should not pay for it.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from .budgets.config import (
     find_pyproject,
     load_settings,
 )
+from .budgets.paths import check_separate, written_files
 from .budgets.verdict import ERROR
 from .fixture import FlopCounter
 
@@ -86,8 +88,10 @@ def pytest_configure(config: pytest.Config) -> None:
             on_exceed=config.getoption("flop_budget_on_exceed"),
             hardware=config.getoption("flop_budget_hardware"),
         )
+        check_separate(written_files(settings, os.environ.get("GITHUB_STEP_SUMMARY")))
     except ConfigError as error:
         raise pytest.UsageError(f"pytest-flopbudget: {error}") from None
+    _refuse_foreign_reports(settings)
     notes: list[str] = []
     baseline: Baseline | None = None
     if settings.baseline_path is not None:
@@ -108,6 +112,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     manager = FlopBudgetManager(config, settings, baseline, notes)
     config.pluginmanager.register(manager, "flopbudget-manager")
+
+
+def _refuse_foreign_reports(settings: Settings) -> None:
+    """A report path that names someone else's file is refused before any test runs."""
+    if settings.json_path is None and settings.markdown_path is None:
+        return
+    from .reports import json_report, markdown
+    from .reports.files import ForeignFileError, check_ours
+
+    try:
+        if settings.json_path is not None:
+            label = f"--flop-budget-json={settings.json_path}"
+            check_ours(settings.json_path, label, "JSON report", json_report.looks_like_report)
+        if settings.markdown_path is not None:
+            label = f"--flop-budget-markdown={settings.markdown_path}"
+            check_ours(
+                settings.markdown_path, label, "Markdown summary", markdown.looks_like_summary
+            )
+    except ForeignFileError as error:
+        raise pytest.UsageError(f"pytest-flopbudget: {error}") from None
 
 
 @pytest.fixture
@@ -237,20 +261,27 @@ class FlopBudgetManager:
         if settings.update and settings.pyproject is not None:
             stale_keys = [entry.key for entry in self.stale if entry.where == "pyproject"]
             outcome = update.update_pyproject(
-                settings.pyproject, records, settings, remove=stale_keys
+                settings.pyproject, records, settings, remove=stale_keys, on_wait=self._say
             )
             self.notes.extend((line, {}) for line in outcome.lines())
         if settings.update and settings.baseline_path is not None:
             verdicts = [verdict for record in records for verdict in record.verdicts]
             measured = baseline_file.measured_entries(verdicts, settings.flops_per_mac)
-            entries = baseline_file.merged(
-                self.baseline,
-                measured,
-                {record.nodeid for record in records} | self.ran,
-                full_run=full_run,
+            ran = {record.nodeid for record in records} | self.ran
+            line = update.write_baseline(
+                settings.baseline_path,
+                lambda current: baseline_file.merged(current, measured, ran, full_run=full_run),
+                on_wait=self._say,
             )
-            line = update.write_baseline(settings.baseline_path, self.baseline, entries)
             self.notes.append((line, {}))
+
+    def _say(self, line: str) -> None:
+        """A line shown now, not in the summary: a run waiting for a lock should say why."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line, yellow=True)
+        else:
+            sys.stderr.write(line + "\n")
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.records or self.stale:
