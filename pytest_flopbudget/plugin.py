@@ -280,6 +280,7 @@ class FlopBudgetManager:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(line, yellow=True)
+            reporter.flush()
         else:
             sys.stderr.write(line + "\n")
 
