@@ -230,9 +230,7 @@ def test_a_symlinked_pyproject_and_baseline_have_their_targets_edited(
 ) -> None:
     shared = pytester.path / "shared"
     shared.mkdir()
-    (shared / "pyproject.toml").write_text(
-        PYPROJECT
-    )
+    (shared / "pyproject.toml").write_text(PYPROJECT)
     (shared / "flopbudget.json").write_text('{"version": 1, "unit": "MACs", "tests": {}}\n')
     (pytester.path / "pyproject.toml").symlink_to(Path("shared") / "pyproject.toml")
     (pytester.path / "flopbudget.json").symlink_to(Path("shared") / "flopbudget.json")
