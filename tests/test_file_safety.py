@@ -118,7 +118,9 @@ def test_a_markdown_summary_over_the_github_step_summary_is_refused(
     assert summary.read_text() == "earlier steps\n"
 
 
-def test_dev_null_may_take_both_reports_and_stays_a_device(counted: pytest.Pytester) -> None:
+def test_dev_null_may_take_both_reports_and_stays_a_device(
+    counted: pytest.Pytester, dev_null: Path
+) -> None:
     result = counted.runpytest("--flop-budget-json=/dev/null", "--flop-budget-markdown=/dev/null")
     result.assert_outcomes(passed=2)
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)

@@ -116,10 +116,10 @@ def test_a_fifo_is_written_into_and_stays_a_fifo(tmp_path: Path) -> None:
     assert _others(tmp_path, "report.fifo") == []
 
 
-def test_dev_null_is_written_into_not_replaced() -> None:
-    assert is_stream(Path("/dev/null"))
-    write_atomically(Path("/dev/null"), "{}\n")
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+def test_dev_null_is_written_into_not_replaced(dev_null: Path) -> None:
+    assert is_stream(dev_null)
+    write_atomically(dev_null, "{}\n")
+    assert stat.S_ISCHR(os.stat(dev_null).st_mode)
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
@@ -194,7 +194,7 @@ def test_a_foreign_file_at_a_report_path_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty.json").write_text("")
     check_ours(tmp_path / "empty.json", "x", "JSON report", lambda content: False)
     check_ours(tmp_path / "absent.json", "x", "JSON report", lambda content: False)
-    check_ours(Path("/dev/null"), "x", "JSON report", lambda content: False)
+    check_ours(Path("/dev/zero"), "x", "JSON report", lambda content: False)  # a device
 
 
 # --- properties ---------------------------------------------------------------------------
@@ -276,3 +276,23 @@ def test_unchanged_lines_keep_their_bytes_and_new_lines_take_the_usual_ending(
     assert result == "".join(expected)
     if not inserted:
         assert result == original
+
+
+def test_an_update_keeps_a_byte_order_mark_and_crlf(tmp_path: Path) -> None:
+    from pytest_flopbudget.budgets.config import Settings
+    from pytest_flopbudget.budgets.record import TestRecord
+    from pytest_flopbudget.budgets.verdict import NO_BUDGET, Verdict
+    from pytest_flopbudget.reports.update import update_pyproject
+
+    original = b"\xef\xbb\xbf[project]\r\nname = 'demo'\r\n"
+    path = tmp_path / "pyproject.toml"
+    path.write_bytes(original)
+    # Linear(4, 8) on one row: 32 MACs, 40 params
+    verdict = Verdict("t.py::test_a", "Linear", NO_BUDGET, flops=32, macs=32, params=40)
+
+    update_pyproject(path, [TestRecord("t.py::test_a", 0, [], [verdict])], Settings())
+
+    written = path.read_bytes()
+    assert written.startswith(original)
+    assert written.count(b"\n") == written.count(b"\r\n")
+    assert b'"t.py::test_a" = "32 FLOPs, 40 params"\r\n' in written
