@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path, PurePath
@@ -34,6 +35,7 @@ from .budgets.config import (
     find_pyproject,
     load_settings,
 )
+from .budgets.paths import check_separate, written_files
 from .budgets.scope import XFAILED, CollectionFacts, Phases, narrowed_by_paths
 from .budgets.verdict import ERROR, FAILING, FlopBudgetWarning
 from .fixture import FlopCounter
@@ -132,6 +134,8 @@ def _load(config: pytest.Config) -> tuple[Settings, Baseline | None, list[str]]:
         on_exceed=config.getoption("flop_budget_on_exceed"),
         hardware=config.getoption("flop_budget_hardware"),
     )
+    check_separate(written_files(settings, os.environ.get("GITHUB_STEP_SUMMARY")))
+    _refuse_foreign_reports(settings)
     notes: list[str] = []
     baseline: Baseline | None = None
     if settings.baseline_path is not None:
@@ -163,6 +167,31 @@ class _BrokenConfig:
     @pytest.hookimpl(tryfirst=True)  # before xdist starts workers
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         raise pytest.UsageError(f"pytest-flopbudget: {self.error}")
+
+
+def _refuse_foreign_reports(settings: Settings) -> None:
+    """A report path that names someone else's file is refused before any test runs."""
+    reports = [
+        (settings.json_path, "--flop-budget-json", "JSON report", "json_report"),
+        (settings.markdown_path, "--flop-budget-markdown", "Markdown summary", "markdown"),
+        (settings.html_path, "--flop-budget-html", "HTML report", "html"),
+    ]
+    if all(path is None for path, *_ in reports):
+        return
+    from .reports import html, json_report, markdown
+    from .reports.files import ForeignFileError, check_ours
+
+    recognisers = {
+        "json_report": json_report.looks_like_report,
+        "markdown": markdown.looks_like_summary,
+        "html": html.looks_like_report,
+    }
+    try:
+        for path, option, kind, module in reports:
+            if path is not None:
+                check_ours(path, f"{option}={path}", kind, recognisers[module])
+    except ForeignFileError as error:
+        raise ConfigError(str(error)) from None
 
 
 @pytest.fixture
@@ -389,16 +418,34 @@ class FlopBudgetManager:
         )
         if settings.pyproject is not None:
             outcome = update.update_pyproject(
-                settings.pyproject, taken, settings, remove=staleness.stale_keys(PYPROJECT)
+                settings.pyproject,
+                taken,
+                settings,
+                remove=staleness.stale_keys(PYPROJECT),
+                on_wait=self._say,
             )
             self.notes.extend((line, {}) for line in outcome.lines())
         if settings.baseline_path is not None:
             verdicts = [verdict for record in taken for verdict in record.verdicts]
             measured = baseline_file.measured_entries(verdicts, settings.flops_per_mac)
-            entries = baseline_file.merged(self.baseline, measured, staleness.stale_baseline_keys())
-            line = update.write_baseline(settings.baseline_path, self.baseline, entries)
+            line = update.write_baseline(
+                settings.baseline_path,
+                lambda current: baseline_file.merged(
+                    current, measured, staleness.stale_baseline_keys()
+                ),
+                on_wait=self._say,
+            )
             self.notes.append((line, {}))
         self.notes.extend((line, {}) for line in left_alone)
+
+    def _say(self, line: str) -> None:
+        """A line shown now, not in the summary: a run waiting for a lock should say why."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line, yellow=True)
+            reporter.flush()
+        else:
+            sys.stderr.write(line + "\n")
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.records or self.stale:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import textwrap
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +132,14 @@ def plugin_args(request: pytest.FixtureRequest) -> tuple[str, ...]:
     if gap is not None and request.param == "xdist-2":
         request.applymarker(pytest.mark.xfail(reason=gap, strict=True))
     return RUN_MODES[request.param]
+
+
+@pytest.fixture
+def dev_null() -> Iterator[Path]:
+    """``/dev/null`` for a test that writes to it; as root, a writer that replaced it with a
+    regular file would break the whole machine, so the device is put back and the test fails."""
+    yield Path("/dev/null")
+    if not stat.S_ISCHR(os.stat("/dev/null").st_mode) and os.geteuid() == 0:
+        os.mknod("/dev/.null-restored", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.replace("/dev/.null-restored", "/dev/null")
+        pytest.fail("/dev/null was replaced by a regular file (restored)")

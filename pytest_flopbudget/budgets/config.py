@@ -286,10 +286,15 @@ def load_settings(
 
 
 def check_writable(raw: str, option: str) -> Path:
-    path = Path(raw).expanduser().resolve()
+    """The absolute path, not resolved: ``/dev/stdout`` must stay ``/dev/stdout``."""
+    path = Path(raw).expanduser().absolute()
     if path.is_dir():
         raise ConfigError(f"{option}={raw}: is a directory; give a file path")
-    parent = path.parent
+    if path.exists() and not path.is_file():  # a device or a pipe: written into
+        if not os.access(path, os.W_OK):
+            raise ConfigError(f"{option}={raw}: not writable")
+        return path
+    parent = Path(os.path.realpath(path)).parent  # written beside the file its symlinks name
     if not parent.is_dir():
         raise ConfigError(f"{option}={raw}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):

@@ -99,6 +99,13 @@ def build(
     )
 
 
+def looks_like_report(content: bytes) -> bool:
+    """Whether an existing file is one of these reports, which a new run may replace."""
+    return b'id="flopbudget-data"' in content[-2_000_000:] and content.lstrip().lower().startswith(
+        b"<!doctype html>"
+    )
+
+
 def write(
     path: Path,
     records: Sequence[TestRecord],

@@ -87,6 +87,15 @@ def write(
     write_atomically(path, text)
 
 
+def looks_like_report(content: bytes) -> bool:
+    """Whether an existing file is one of these reports, which a new run may replace."""
+    try:
+        data = json.loads(content.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and {"version", "convention", "results"} <= data.keys()
+
+
 def read(path: Path) -> Report:
     """Read and check one report file; every failure is a :class:`ReportError` naming the file."""
     try:

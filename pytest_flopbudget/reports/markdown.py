@@ -13,6 +13,7 @@ from ..budgets.verdict import OK
 from . import rows
 from .files import write_atomically
 
+HEADING = "## flop budget"
 _MARKS = {"ok": "ok", "over": "**over**", "regression": "**regression**", "error": "**error**"}
 
 
@@ -33,12 +34,7 @@ def build(
         columns.append("vs baseline")
     columns += [label for label, _, _ in rows.hardware_columns(settings)]
     columns.append("status")
-    lines = [
-        "## flop budget",
-        "",
-        f"Convention: {settings.convention}; {settings.ops_convention}.",
-        "",
-    ]
+    lines = [HEADING, "", f"Convention: {settings.convention}; {settings.ops_convention}.", ""]
     if verdicts:
         lines.append("| " + " | ".join(columns) + " |")
         lines.append(
@@ -75,6 +71,11 @@ def build(
 
 def write(path: Path, text: str) -> None:
     write_atomically(path, text)
+
+
+def looks_like_summary(content: bytes) -> bool:
+    """Whether an existing file is one of these summaries, which a new run may replace."""
+    return content.removeprefix(b"\xef\xbb\xbf").startswith(HEADING.encode() + b"\n")
 
 
 def append_step_summary(path: Path, text: str) -> None:

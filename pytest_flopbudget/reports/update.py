@@ -1,12 +1,13 @@
 """``--flop-budget-update``: write measured values into ``[tool.flopbudget.budgets]``.
 
-tomlkit keeps every other byte of the file (comments, order, other tables); the new file is
-written aside and then moved over the old one.
+tomlkit keeps every other byte of the file (comments, order, other tables), and
+``keep_line_endings`` the CRLF line endings tomlkit writes as LF in new lines; a BOM stays. The
+file is edited under its lock (locking.py) and written through files.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,10 @@ from ..budgets.units import (
     round_up,
 )
 from ..budgets.verdict import NO_BUDGET, OVER, Verdict
-from .files import write_atomically
+from .files import keep_line_endings, write_atomically
+from .locking import LockError, locked
+
+BOM = b"\xef\xbb\xbf"
 
 
 class UpdateError(Exception):
@@ -162,13 +166,35 @@ def _table_entry(table: Any, measured: Measured) -> None:
 
 
 def update_pyproject(
-    path: Path, records: Sequence[TestRecord], settings: Settings, *, remove: Sequence[str] = ()
+    path: Path,
+    records: Sequence[TestRecord],
+    settings: Settings,
+    *,
+    remove: Sequence[str] = (),
+    on_wait: Callable[[str], None] | None = None,
 ) -> UpdateOutcome:
-    """Write measured values; ``remove`` lists stale keys (found only on a full run)."""
+    """Write measured values; ``remove`` lists stale keys (found only on a full run).
+
+    The file is read again under its lock, so budgets another run wrote meanwhile are kept.
+    """
     entries, in_code = planned_entries(records)
     outcome = UpdateOutcome(path=path, in_code=in_code)
     try:
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        with locked(path, on_wait):
+            _edit_pyproject(path, entries, remove, outcome)
+    except LockError as error:
+        raise UpdateError(str(error)) from None
+    return outcome
+
+
+def _edit_pyproject(
+    path: Path, entries: dict[str, Measured], remove: Sequence[str], outcome: UpdateOutcome
+) -> None:
+    """Read (under the lock), change the budgets, write back every other byte as it was."""
+    try:
+        raw = path.read_bytes() if path.exists() else b""
+        bom = raw.startswith(BOM)
+        text = raw[len(BOM) :].decode("utf-8") if bom else raw.decode("utf-8")
         document = tomlkit.parse(text)
     except (OSError, UnicodeDecodeError, TOMLKitError) as error:
         raise UpdateError(f"{path}: not updated, cannot read it: {error}") from None
@@ -190,18 +216,35 @@ def update_pyproject(
             del budgets[key]
             outcome.removed.append(key)
     if entries or outcome.removed:
-        write_atomically(path, tomlkit.dumps(document))
-    return outcome
+        edited = keep_line_endings(text, tomlkit.dumps(document)).encode("utf-8")
+        write_atomically(path, BOM + edited if bom else edited)
+
+
+BaselineEntries = Mapping[tuple[str, str], baseline_file.BaselineEntry]
 
 
 def write_baseline(
     path: Path,
-    previous: baseline_file.Baseline | None,
-    entries: Mapping[tuple[str, str], baseline_file.BaselineEntry],
+    apply: Callable[[baseline_file.Baseline], BaselineEntries],
+    on_wait: Callable[[str], None] | None = None,
 ) -> str:
-    """Write the baseline; the returned line says how its entries moved (growth engine)."""
-    write_atomically(path, baseline_file.render(entries))
-    old = previous.entries if previous is not None else {}
+    """Apply this run's changes to the baseline as it is on disk now, under its lock.
+
+    ``apply`` gets the baseline read again under the lock (another run may have written it
+    since this one started) and returns every entry to write. The returned line says how the
+    entries moved (growth engine).
+    """
+    try:
+        with locked(path, on_wait):
+            try:
+                current = baseline_file.load(path)
+            except baseline_file.BaselineError:
+                current = baseline_file.Baseline(path, {}, exists=False)  # said at start-up
+            entries = apply(current)
+            write_atomically(path, baseline_file.render(entries))
+    except LockError as error:
+        raise UpdateError(str(error)) from None
+    old = current.entries
     moves: dict[str, int] = {}
     for key, entry in entries.items():
         before = old.get(key)
