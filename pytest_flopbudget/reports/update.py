@@ -20,12 +20,11 @@ from ..budgets.budget import looks_like_nodeid
 from ..budgets.config import Settings
 from ..budgets.record import TestRecord
 from ..budgets.units import (
-    COMPUTE_UNITS,
-    PARAM_UNITS,
-    PREFIXES,
-    best_prefix,
+    ALL_UNITS,
+    PARAM_PREFIXES,
+    ceil_significant,
+    format_written,
     parse_quantities,
-    round_up,
 )
 from ..budgets.verdict import NO_BUDGET, OVER, Verdict
 from .files import write_atomically
@@ -48,11 +47,13 @@ class UpdateOutcome:
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     in_code: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         lines = [f"flop budgets updated in {self.path}: {len(self.written)} entries"]
         lines += [f"  {key}" for key in self.written]
         lines += [f"  removed (no test recorded it): {key}" for key in self.removed]
+        lines += [f"  {note}" for note in self.notes]
         for where in self.in_code:
             lines.append(f"  not updated (budget set by a marker in code, edit it there): {where}")
         return lines
@@ -97,44 +98,66 @@ def _keep_max(entries: dict[str, Measured], key: str, value: Measured) -> None:
         )
 
 
-def _value_in(unit_key: str, measured: Measured) -> float:
-    unit = COMPUTE_UNITS.get(unit_key) or PARAM_UNITS[unit_key]
-    base = {"flops": measured.flops, "macs": measured.macs, "params": measured.params}[unit.kind]
-    scaled = base / PREFIXES[unit.prefix]
-    if scaled <= 0:
-        return 0.0
-    rounded, prefix = round_up(base)
-    # express the rounded-up value in the entry's own unit
-    return float(f"{rounded * PREFIXES[prefix] / PREFIXES[unit.prefix]:.12g}")
+def _base(kind: str, measured: Measured) -> int:
+    return {"flops": measured.flops, "macs": measured.macs, "params": measured.params}[kind]
 
 
-def _string_entry(measured: Measured, old: str | None) -> str:
-    """A new entry carries compute and params; an old one keeps its own units and parts."""
-    compute_kind: str | None = "flops"
-    params_prefix: str | None = best_prefix(measured.params)
-    if old is not None:
-        kinds = {q.unit.kind: q.unit.prefix for q in parse_quantities(old)}
-        compute_kind = next((kind for kind in ("flops", "macs") if kind in kinds), None)
-        params_prefix = kinds.get("params")
+def _value_in(unit_key: str, measured: Measured) -> int | float:
+    """The count in the entry's own unit, rounded up to 4 significant figures (0 stays 0)."""
+    unit = ALL_UNITS[unit_key]
+    number = ceil_significant(_base(unit.kind, measured), unit.prefix)
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _zero_note(key: str, kind: str) -> str:
+    unit = "FLOPs" if kind == "flops" else "MACs" if kind == "macs" else "params"
+    return f"{key}: counted 0 {unit}; a budget must be positive, so its {unit} budget was kept"
+
+
+def _string_entry(key: str, measured: Measured, old: str | None, notes: list[str]) -> str | None:
+    """A new entry carries compute and params; an old one keeps its own units and parts.
+
+    A zero count cannot be a budget (budgets are positive): an old part keeps its value (any
+    positive budget holds a zero count) and a new entry leaves it out. ``None``: nothing to
+    write at all.
+    """
+    if old is None:
+        parts = [
+            format_written(_base(kind, measured), kind)  # type: ignore[arg-type]
+            for kind in ("flops", "params")
+            if _base(kind, measured) > 0
+        ]
+        if not parts:
+            notes.append(
+                f"{key}: counted 0 FLOPs and 0 params; a budget must be positive, "
+                "so none was written"
+            )
+        return ", ".join(parts) or None
     parts = []
-    base = measured.macs if compute_kind == "macs" else measured.flops
-    if compute_kind is not None and base > 0:
-        value, prefix = round_up(base)
-        parts.append(f"{value:g} {prefix.upper()}{'FLOPs' if compute_kind == 'flops' else 'MACs'}")
-    if params_prefix is not None and measured.params > 0:
-        prefix = params_prefix if params_prefix in ("", "k", "m", "g") else "m"
-        value, natural = round_up(measured.params)
-        scaled = float(f"{value * PREFIXES[natural] / PREFIXES[prefix]:.12g}")
-        parts.append(f"{scaled:g}{prefix.upper()} params" if prefix else f"{scaled:g} params")
+    for text, quantity in zip(old.split(","), parse_quantities(old), strict=True):
+        kind = quantity.unit.kind
+        count = _base(kind, measured)
+        if count <= 0:
+            parts.append(text.strip())
+            notes.append(_zero_note(key, kind))
+        elif kind == "params":
+            prefix = quantity.unit.prefix
+            parts.append(
+                format_written(count, "params", prefix if prefix in PARAM_PREFIXES else "m")
+            )
+        else:
+            parts.append(format_written(count, kind))
     return ", ".join(parts)
 
 
-def _table_entry(table: Any, measured: Measured) -> None:
-    for key in list(table.keys()):
-        if key in COMPUTE_UNITS or key in PARAM_UNITS:
-            value = _value_in(key, measured)
+def _table_entry(key: str, table: Any, measured: Measured, notes: list[str]) -> None:
+    for unit_key in list(table.keys()):
+        if unit_key in ALL_UNITS:
+            value = _value_in(unit_key, measured)
             if value > 0:
-                table[key] = value
+                table[unit_key] = value
+            else:
+                notes.append(_zero_note(key, ALL_UNITS[unit_key].kind))
 
 
 def update_pyproject(
@@ -157,9 +180,14 @@ def update_pyproject(
         measured = entries[key]
         old = budgets.get(key)
         if isinstance(old, dict):
-            _table_entry(old, measured)
+            _table_entry(key, old, measured, outcome.notes)
         else:
-            budgets[key] = _string_entry(measured, old if isinstance(old, str) else None)
+            entry = _string_entry(
+                key, measured, old if isinstance(old, str) else None, outcome.notes
+            )
+            if entry is None:
+                continue
+            budgets[key] = entry
         outcome.written.append(key)
     for key in remove:
         if key in budgets and key not in entries:
