@@ -30,6 +30,7 @@ from .budgets.config import (
     find_pyproject,
     load_settings,
 )
+from .budgets.scopes import Scopes
 from .budgets.verdict import ERROR
 from .fixture import FlopCounter
 
@@ -86,6 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
             on_exceed=config.getoption("flop_budget_on_exceed"),
             hardware=config.getoption("flop_budget_hardware"),
         )
+        scopes = Scopes(settings, config.rootpath)
     except ConfigError as error:
         raise pytest.UsageError(f"pytest-flopbudget: {error}") from None
     notes: list[str] = []
@@ -105,8 +107,9 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"baseline {settings.baseline_path} does not exist yet; "
                 "create it with --flop-budget-update"
             )
+    settings = scopes.settings
     config.stash[SETTINGS_KEY] = settings
-    manager = FlopBudgetManager(config, settings, baseline, notes)
+    manager = FlopBudgetManager(config, settings, baseline, notes, scopes)
     config.pluginmanager.register(manager, "flopbudget-manager")
 
 
@@ -121,7 +124,15 @@ def flops(request: pytest.FixtureRequest) -> FlopCounter:
     manager = request.config.pluginmanager.get_plugin("flopbudget-manager")
     if isinstance(manager, FlopBudgetManager):
         manager.use_test_hooks()
-    options = request.node.stash.get(OPTIONS_KEY, None) or count_options(settings, {})
+    options = request.node.stash.get(OPTIONS_KEY, None)
+    if options is None:
+        local = settings
+        if isinstance(manager, FlopBudgetManager):
+            try:
+                local = manager.settings_for(request.node)
+            except ConfigError as error:
+                pytest.fail(f"pytest-flopbudget: {error}", pytrace=False)
+        options = count_options(local, {})
     counter = FlopCounter(flops_per_mac=settings.flops_per_mac, options=options)
     request.node.stash[COUNTER_KEY] = counter
     return counter
@@ -131,10 +142,16 @@ class FlopBudgetManager:
     """Owns the run's state: the records gathered from test reports, and the final reports."""
 
     def __init__(
-        self, config: pytest.Config, settings: Settings, baseline: Baseline | None, notes: list[str]
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        baseline: Baseline | None,
+        notes: list[str],
+        scopes: Scopes | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
+        self.scopes = scopes if scopes is not None else Scopes(settings, config.rootpath)
         self.baseline = baseline
         self.records: list[TestRecord] = []
         self.positions: dict[str, int] = {}
@@ -146,6 +163,19 @@ class FlopBudgetManager:
         self.test_hooks: TestHooks | None = None
         self.notes: list[tuple[str, dict[str, bool]]] = [(note, {"yellow": True}) for note in notes]
 
+    def settings_for(self, node: pytest.Item | pytest.Collector) -> Settings:
+        """The settings of one test: nested ``[tool.flopbudget]`` tables apply below them."""
+        return self.scopes.settings_for(node.path)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makemodule(self, module_path: Path) -> None:
+        """Read the pyprojects above each test module as it is collected (once per directory):
+        a table that cannot apply is a collection error naming it, never a silent no budget."""
+        try:
+            self.scopes.settings_for(module_path)
+        except ConfigError as error:
+            raise pytest.Collector.CollectError(f"pytest-flopbudget: {error}") from None
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # xdist workers collect the same items in the same order, so positions agree
         self.positions = {item.nodeid: index for index, item in enumerate(session.items)}
@@ -153,11 +183,14 @@ class FlopBudgetManager:
             self.use_test_hooks()
 
     def _may_count(self, item: pytest.Item) -> bool:
-        return (
-            "flops" in getattr(item, "fixturenames", ())
-            or item.get_closest_marker(MARKER_NAME) is not None
-            or item.nodeid in self.settings.budgets_by_nodeid
-        )
+        if "flops" in getattr(item, "fixturenames", ()):
+            return True
+        if item.get_closest_marker(MARKER_NAME) is not None:
+            return True
+        try:
+            return item.nodeid in self.settings_for(item).budgets_by_nodeid
+        except ConfigError:
+            return True  # its setup reports the error
 
     def use_test_hooks(self) -> None:
         """Register the per-test hooks (once); the fixture calls it too, for tests that ask
@@ -199,6 +232,7 @@ class FlopBudgetManager:
         full_run = _is_full_run(session)
         if full_run:
             self.stale = find_stale(self.settings, self.baseline, records, self.seen, self.ran)
+            self.stale += self.scopes.stale(records, self.seen)
         try:
             self._write_reports(records, full_run)
         except (OSError, UpdateError) as error:
@@ -215,6 +249,7 @@ class FlopBudgetManager:
             or settings.budgets_by_name
             or self.baseline is not None
             or settings.update
+            or self.scopes.tables()
         )
 
     def _write_reports(self, records: list[TestRecord], full_run: bool) -> None:
@@ -235,11 +270,17 @@ class FlopBudgetManager:
             if summary_file:
                 markdown.append_step_summary(Path(summary_file), text)
         if settings.update and settings.pyproject is not None:
-            stale_keys = [entry.key for entry in self.stale if entry.where == "pyproject"]
-            outcome = update.update_pyproject(
-                settings.pyproject, records, settings, remove=stale_keys
+            base = settings.pyproject
+            stale_keys = [
+                (entry.path or base, self.scopes.written_key(entry.path, entry.key))
+                for entry in self.stale
+                if entry.where == "pyproject"
+            ]
+            outcomes = update.update_pyprojects(
+                records, settings, home=self.scopes.home, remove=stale_keys
             )
-            self.notes.extend((line, {}) for line in outcome.lines())
+            for outcome in outcomes:
+                self.notes.extend((line, {}) for line in outcome.lines())
         if settings.update and settings.baseline_path is not None:
             verdicts = [verdict for record in records for verdict in record.verdicts]
             measured = baseline_file.measured_entries(verdicts, settings.flops_per_mac)
@@ -283,6 +324,10 @@ class TestHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        try:
+            settings = self.manager.settings_for(item)
+        except ConfigError as error:
+            pytest.fail(f"pytest-flopbudget: {error}", pytrace=False)
         if item.get_closest_marker(MARKER_NAME) is None:
             return
         budgets: list[Budget] = []
@@ -302,7 +347,7 @@ class TestHooks:
         if problem is not None:
             pytest.fail(problem, pytrace=False)
         item.stash[BUDGETS_KEY] = budgets
-        item.stash[OPTIONS_KEY] = count_options(self.manager.settings, options)
+        item.stash[OPTIONS_KEY] = count_options(settings, options)
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_call(self, item: pytest.Item) -> None:
@@ -336,11 +381,12 @@ class TestHooks:
             pytest.fail("\n\n".join(problems), pytrace=False)
 
     def _involved(self, item: pytest.Item) -> bool:
-        return (
-            COUNTER_KEY in item.stash
-            or BUDGETS_KEY in item.stash
-            or item.nodeid in self.manager.settings.budgets_by_nodeid
-        )
+        if COUNTER_KEY in item.stash or BUDGETS_KEY in item.stash:
+            return True
+        try:
+            return item.nodeid in self.manager.settings_for(item).budgets_by_nodeid
+        except ConfigError:
+            return False  # failed at setup
 
     def _conclude(self, item: pytest.Item, *, test_failed: bool) -> TestRecord:
         from .budgets.record import TestRecord
@@ -351,20 +397,18 @@ class TestHooks:
         counter = item.stash.get(COUNTER_KEY, None)
         counts = list(counter.counts) if counter is not None else []
         budgets = item.stash.get(BUDGETS_KEY, [])
-        options = item.stash.get(OPTIONS_KEY, None) or count_options(self.manager.settings, {})
+        settings = self.manager.settings_for(item)
+        options = item.stash.get(OPTIONS_KEY, None) or count_options(settings, {})
         verdicts = judge(
             item.nodeid,
             counts,
             budgets,
-            self.manager.settings,
+            settings,
             test_failed=test_failed,
             unknown_ops=options.unknown_ops,
         )
         verdicts = [
-            tighten_note(
-                against_baseline(verdict, self.manager.baseline, self.manager.settings),
-                self.manager.settings,
-            )
+            tighten_note(against_baseline(verdict, self.manager.baseline, settings), settings)
             for verdict in verdicts
         ]
         position = self.manager.positions.get(item.nodeid, len(self.manager.positions))

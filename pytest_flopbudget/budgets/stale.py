@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .baseline import Baseline
 from .config import Settings
@@ -18,10 +19,12 @@ from .record import TestRecord
 class StaleEntry:
     where: str  # "pyproject" or "baseline"
     key: str
+    path: Path | None = None  # a nested pyproject.toml; None: the run's own
 
     def describe(self) -> str:
         if self.where == "pyproject":
-            return f"[tool.flopbudget.budgets] {self.key!r}: no test recorded it"
+            place = f"{self.path}: " if self.path is not None else ""
+            return f"{place}[tool.flopbudget.budgets] {self.key!r}: no test recorded it"
         return f"baseline entry {self.key}: no test recorded it"
 
 

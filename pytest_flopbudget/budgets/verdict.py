@@ -37,6 +37,7 @@ class Verdict:
     budget_label: str | None = None
     budget_source: str | None = None
     budget_key: str | None = None
+    budget_file: str | None = None  # the pyproject.toml that holds budget_key
     budget_unit: str | None = None
     tolerance: float = 0.0
     used: float | None = None
@@ -296,6 +297,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         budget_label=", ".join(labels),
         budget_source=budget.source,
         budget_key=budget.pyproject_key,
+        budget_file=budget.pyproject_file,
         budget_unit=unit_key,
         tolerance=tolerance,
         used=used,

@@ -6,7 +6,7 @@ written aside and then moved over the old one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,9 +59,13 @@ class UpdateOutcome:
         return lines
 
 
-def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[str, Measured], list[str]]:
+# (the pyproject.toml holding the entry, or None for a new entry; its key)
+Target = tuple[str | None, str]
+
+
+def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[Target, Measured], list[str]]:
     """Which pyproject keys get which measured values, and over-budget markers left alone."""
-    entries: dict[str, Measured] = {}
+    entries: dict[Target, Measured] = {}
     in_code: list[str] = []
     for record in records:
         unbudgeted: list[Verdict] = []
@@ -73,7 +77,7 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[str, Measured],
             elif verdict.budget_key is not None:
                 _keep_max(
                     entries,
-                    verdict.budget_key,
+                    (verdict.budget_file, verdict.budget_key),
                     Measured(verdict.flops, verdict.macs, verdict.params),
                 )
             elif verdict.status == OVER:
@@ -84,11 +88,11 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[str, Measured],
                 sum(v.macs or 0 for v in unbudgeted),
                 sum(v.params or 0 for v in unbudgeted),
             )
-            _keep_max(entries, record.nodeid, total)
+            _keep_max(entries, (None, record.nodeid), total)
     return entries, in_code
 
 
-def _keep_max(entries: dict[str, Measured], key: str, value: Measured) -> None:
+def _keep_max(entries: dict[Target, Measured], key: Target, value: Measured) -> None:
     old = entries.get(key)
     if old is None:
         entries[key] = value
@@ -163,9 +167,64 @@ def _table_entry(key: str, table: Any, measured: Measured, notes: list[str]) -> 
 def update_pyproject(
     path: Path, records: Sequence[TestRecord], settings: Settings, *, remove: Sequence[str] = ()
 ) -> UpdateOutcome:
-    """Write measured values; ``remove`` lists stale keys (found only on a full run)."""
-    entries, in_code = planned_entries(records)
-    outcome = UpdateOutcome(path=path, in_code=in_code)
+    """Write measured values into one file; ``remove`` lists stale keys (found only on a full
+    run)."""
+    (outcome,) = update_pyprojects(
+        records,
+        settings,
+        home=lambda nodeid: (path, nodeid),
+        remove=[(path, key) for key in remove],
+        only=path,
+    )
+    return outcome
+
+
+def update_pyprojects(
+    records: Sequence[TestRecord],
+    settings: Settings,
+    *,
+    home: Callable[[str], tuple[Path, str]],
+    remove: Sequence[tuple[Path, str]] = (),
+    only: Path | None = None,
+) -> list[UpdateOutcome]:
+    """Write each measured value into the file that owns its budget (monorepos).
+
+    A budget read from a pyproject goes back into that pyproject; a new node-id entry goes
+    where ``home`` says (the nearest file with a ``[tool.flopbudget]`` table, its key relative
+    to that file). One outcome per file, the first also listing markers left alone.
+    """
+    planned, in_code = planned_entries(records)
+    by_file: dict[Path, dict[str, Measured]] = {}
+    for (file, key), measured in planned.items():
+        if only is not None:
+            path, written = only, key
+        elif file is not None:
+            path, written = Path(file), key
+        else:
+            path, written = home(key)
+        _keep_max_in(by_file.setdefault(path, {}), written, measured)
+    removals: dict[Path, list[str]] = {}
+    for path, key in remove:
+        removals.setdefault(path, []).append(key)
+    paths = sorted(set(by_file) | set(removals), key=lambda p: (len(p.parts), str(p)))
+    if not paths:
+        paths = [only or settings.pyproject or Path("pyproject.toml")]
+    outcomes = [_update_file(path, by_file.get(path, {}), removals.get(path, [])) for path in paths]
+    outcomes[0].in_code.extend(in_code)
+    return outcomes
+
+
+def _keep_max_in(entries: dict[str, Measured], key: str, value: Measured) -> None:
+    old = entries.get(key, value)
+    entries[key] = Measured(
+        max(old.flops, value.flops), max(old.macs, value.macs), max(old.params, value.params)
+    )
+
+
+def _update_file(
+    path: Path, entries: Mapping[str, Measured], remove: Sequence[str]
+) -> UpdateOutcome:
+    outcome = UpdateOutcome(path=path)
     try:
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         document = tomlkit.parse(text)
