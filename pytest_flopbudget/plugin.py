@@ -56,6 +56,7 @@ MARKER_HELP = (
     "torch), mode (inference, train) and unknown_ops (warn, fail, ignore) set how they count."
 )
 REPORT_ATTRIBUTE = "flopbudget"
+WORKER_IMPORTED = "flopbudget_imported"
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 COUNTER_KEY = pytest.StashKey[FlopCounter]()
@@ -161,6 +162,7 @@ class FlopBudgetManager:
         self.stale: list[StaleEntry] = []
         self.pending: dict[str, TestRecord] = {}
         self.test_hooks: TestHooks | None = None
+        self.imported: set[str] = set()  # model libraries xdist workers imported
         self.notes: list[tuple[str, dict[str, bool]]] = [(note, {"yellow": True}) for note in notes]
 
     def settings_for(self, node: pytest.Item | pytest.Collector) -> Settings:
@@ -218,9 +220,27 @@ class FlopBudgetManager:
 
                 self.records.append(TestRecord.from_json(payload))
 
+    def environment(self) -> dict[str, str]:
+        """Versions of python, torch, fvcore, transformers (if imported) and this plugin."""
+        from .budgets import environment
+
+        return environment.current(self.imported)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: object, error: object) -> None:
+        """xdist: a worker says which model libraries it imported (for the environment)."""
+        output = getattr(node, "workeroutput", None)
+        if isinstance(output, dict):
+            self.imported.update(output.get(WORKER_IMPORTED, ()))
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
+            from .budgets import environment
+
+            output = getattr(self.config, "workeroutput", None)
+            if isinstance(output, dict):
+                output[WORKER_IMPORTED] = environment.imported_libraries()
             return  # xdist worker: the controller writes the reports
         if not self._has_work():
             return
@@ -258,12 +278,19 @@ class FlopBudgetManager:
 
         settings = self.settings
         with_baseline = self.baseline is not None
+        environment = self.environment()
         if settings.json_path is not None:
-            json_report.write(settings.json_path, records, settings, self.stale)
+            json_report.write(settings.json_path, records, settings, self.stale, environment)
             self.notes.append((f"flop budget report written to {settings.json_path}", {}))
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if (settings.markdown_path is not None or summary_file) and records:
-            text = markdown.build(records, settings, with_baseline=with_baseline, stale=self.stale)
+            text = markdown.build(
+                records,
+                settings,
+                with_baseline=with_baseline,
+                stale=self.stale,
+                environment=environment,
+            )
             if settings.markdown_path is not None:
                 markdown.write(settings.markdown_path, text)
                 self.notes.append((f"flop budget summary written to {settings.markdown_path}", {}))
@@ -290,7 +317,9 @@ class FlopBudgetManager:
                 {record.nodeid for record in records} | self.ran,
                 full_run=full_run,
             )
-            line = update.write_baseline(settings.baseline_path, self.baseline, entries)
+            line = update.write_baseline(
+                settings.baseline_path, self.baseline, entries, environment
+            )
             self.notes.append((line, {}))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -407,8 +436,10 @@ class TestHooks:
             test_failed=test_failed,
             unknown_ops=options.unknown_ops,
         )
+        baseline = self.manager.baseline
+        environment = self.manager.environment() if baseline is not None else None
         verdicts = [
-            tighten_note(against_baseline(verdict, self.manager.baseline, settings), settings)
+            tighten_note(against_baseline(verdict, baseline, settings, environment), settings)
             for verdict in verdicts
         ]
         position = self.manager.positions.get(item.nodeid, len(self.manager.positions))

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..budgets.comparison import Key, Model, Report
 from ..budgets.config import Settings
+from ..budgets.environment import read as read_environment
 from ..budgets.record import TestRecord
 from ..budgets.stale import StaleEntry
 from .files import write_atomically
@@ -27,7 +28,10 @@ class ReportError(ValueError):
 
 
 def build(
-    records: Sequence[TestRecord], settings: Settings, stale: Sequence[StaleEntry] = ()
+    records: Sequence[TestRecord],
+    settings: Settings,
+    stale: Sequence[StaleEntry] = (),
+    environment: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     results = []
     for record in records:
@@ -68,15 +72,21 @@ def build(
     return {
         "version": FORMAT_VERSION,
         "convention": {"flops_per_mac": settings.flops_per_mac, "description": settings.convention},
+        "environment": dict(environment or {}),
         "results": results,
         "stale": [{"where": entry.where, "key": entry.key} for entry in stale],
     }
 
 
 def write(
-    path: Path, records: Sequence[TestRecord], settings: Settings, stale: Sequence[StaleEntry] = ()
+    path: Path,
+    records: Sequence[TestRecord],
+    settings: Settings,
+    stale: Sequence[StaleEntry] = (),
+    environment: Mapping[str, str] | None = None,
 ) -> None:
-    text = json.dumps(build(records, settings, stale), indent=2, sort_keys=True) + "\n"
+    document = build(records, settings, stale, environment)
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
     write_atomically(path, text)
 
 
@@ -131,7 +141,13 @@ def _parse(data: Any, source: str) -> Report:
             raise ReportError(f"results[{index}]: {model.nodeid} [{model.name}] appears twice")
         else:
             models[(model.nodeid, model.name)] = model
-    return Report(source=source, flops_per_mac=flops_per_mac, models=models, skipped=skipped)
+    return Report(
+        source=source,
+        flops_per_mac=flops_per_mac,
+        models=models,
+        skipped=skipped,
+        environment=read_environment(data.get("environment")),
+    )
 
 
 def _convention(convention: Any) -> int:

@@ -261,9 +261,10 @@ def write_baseline(
     path: Path,
     previous: baseline_file.Baseline | None,
     entries: Mapping[tuple[str, str], baseline_file.BaselineEntry],
+    environment: Mapping[str, str] | None = None,
 ) -> str:
     """Write the baseline; the returned line says how its entries moved (growth engine)."""
-    write_atomically(path, baseline_file.render(entries))
+    write_atomically(path, baseline_file.render(entries, environment))
     old = previous.entries if previous is not None else {}
     moves: dict[str, int] = {}
     for key, entry in entries.items():
