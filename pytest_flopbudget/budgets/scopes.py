@@ -259,7 +259,10 @@ class Scopes:
 
     def home(self, nodeid: str) -> tuple[Path, str]:
         """Where a new budget for ``nodeid`` goes: the nearest file with a table, and its key."""
-        chain = self.chain(self.test_file(nodeid).parent)
+        try:
+            chain = self.chain(self.test_file(nodeid).parent)
+        except ConfigError:
+            chain = ()  # reported when its tests were collected
         table = chain[0] if chain else self.base
         return table.path, table.written_key(nodeid)
 
