@@ -232,3 +232,14 @@ def test_new(flops):
     again = project.runpytest()
     again.assert_outcomes(passed=4)
     again.stdout.no_fnmatch_line("*no budget*")
+
+
+def test_the_summary_shows_a_written_budget_with_all_its_figures(project: pytest.Pytester) -> None:
+    project.makefile(".toml", pyproject='[tool.flopbudget.budgets]\n"FFN" = "1.055 MMACs"\n')
+    project.makepyfile(
+        test_one="from models import FFN, ffn_input\n\n"
+        "def test_ffn(flops):\n    flops(FFN(), ffn_input())\n"
+    )
+    result = project.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_ffn*FFN*1.055 MMACs*ok*"])

@@ -133,10 +133,18 @@ def format_quantity(value: float | None, kind: Kind, prefix: str | None = None) 
     return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
 
 
-def format_budget_value(value: float, kind: Kind, prefix: str) -> str:
-    """Two decimals in the budget's own unit, as in ``4.52 GFLOPs exceeds budget 4.10 GFLOPs``."""
+def format_budget_value(value: float, kind: Kind, prefix: str, *, exact: bool = False) -> str:
+    """Two decimals in the budget's own unit, as in ``4.52 GFLOPs exceeds budget 4.10 GFLOPs``.
+
+    ``exact``: a budget is shown with every decimal it has (``1.055 MMACs``, as the update
+    writes it), never rounded to a value it is not.
+    """
     scaled = value / PREFIXES[prefix]
     number = f"{scaled:.2f}" if prefix else f"{scaled:,.0f}"
+    if exact and prefix:
+        precise = (Decimal(repr(float(value))) / Decimal(int(PREFIXES[prefix]))).normalize()
+        if precise.as_tuple().exponent < -2:  # type: ignore[operator]
+            number = format(precise, "f")
     if kind == "params":
         return f"{number}{_DISPLAY_PREFIX[prefix]} params" if prefix else f"{number} params"
     return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"

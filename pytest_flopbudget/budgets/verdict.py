@@ -267,14 +267,14 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         measured = subject.macs if unit.kind == "macs" else subject.flops
         limit_flops = limit * fpm if unit.kind == "macs" else limit
         used = subject.flops / limit_flops
-        labels.append(format_budget_value(limit, unit.kind, unit.prefix))
+        labels.append(format_budget_value(limit, unit.kind, unit.prefix, exact=True))
         if measured > limit * (1 + tolerance):
             problems.append(_over(subject.name, measured, limit, unit.kind, unit.prefix, tolerance))
     limit_params: float | None = None
     if budget.params is not None:
         unit = budget.params.unit
         limit_params = budget.params.base_value
-        labels.append(format_budget_value(limit_params, "params", unit.prefix))
+        labels.append(format_budget_value(limit_params, "params", unit.prefix, exact=True))
         if used is None:
             used = subject.params / limit_params
         if subject.params > limit_params * (1 + tolerance):
