@@ -9,6 +9,7 @@ the plugin should not pay for it.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,6 +111,8 @@ def pytest_configure(config: pytest.Config) -> None:
             )
     settings = scopes.settings
     config.stash[SETTINGS_KEY] = settings
+    if baseline is not None:
+        baseline = scopes.baseline_for_run(baseline)
     manager = FlopBudgetManager(config, settings, baseline, notes, scopes)
     config.pluginmanager.register(manager, "flopbudget-manager")
 
@@ -317,8 +320,16 @@ class FlopBudgetManager:
                 {record.nodeid for record in records} | self.ran,
                 full_run=full_run,
             )
+            previous = self.baseline
+            if previous is not None:
+                previous = replace(
+                    previous, entries=self.scopes.baseline_for_file(previous.entries)
+                )
             line = update.write_baseline(
-                settings.baseline_path, self.baseline, entries, environment
+                settings.baseline_path,
+                previous,
+                self.scopes.baseline_for_file(entries),
+                environment,
             )
             self.notes.append((line, {}))
 

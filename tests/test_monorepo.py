@@ -227,3 +227,35 @@ def test_under_xdist_the_update_writes_the_package_file_too(repo: pytest.Pyteste
     updated = repo.runpytest("-n", "2", "--flop-budget-update")
     updated.assert_outcomes(passed=1)
     assert '"tests/test_vision.py::test_ffn" = "1.055 MMACs"' in _vision(repo).read_text()
+
+
+def test_baseline_node_ids_keep_their_meaning_when_the_rootdir_moves(
+    repo: pytest.Pytester,
+) -> None:
+    import json
+
+    repo.makefile(".toml", pyproject=ROOT + '\n[tool.flopbudget]\nbaseline = "flopbudget.json"\n')
+    _vision(repo).write_text('[project]\nname = "vision"\n')
+    other = {"macs": 5, "params": 5, "by_module_macs": {}}
+    ffn = "packages/vision/tests/test_vision.py::test_ffn"
+    baseline = repo.path / "flopbudget.json"
+    baseline.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "unit": "MACs",
+                "tests": {ffn: {"FFN": {"macs": 1, "params": 1}}, "other/t.py::t": {"M": other}},
+            }
+        )
+    )
+    args = ("-c", "pyproject.toml", "--rootdir=packages/vision", "packages/vision")
+    grown = repo.runpytest(*args)
+    grown.assert_outcomes(failed=1)
+    grown.stdout.fnmatch_lines(["*FFN: 1.05 MMACs, up from 1 MACs in the baseline*"])
+
+    repo.runpytest(*args, "--flop-budget-update").assert_outcomes(passed=1)
+    tests = json.loads(baseline.read_text())["tests"]
+    assert sorted(tests) == ["other/t.py::t", ffn]  # no rootdir-relative duplicate
+    assert tests["other/t.py::t"] == {"M": other}  # outside the rootdir: kept as it was
+    assert tests[ffn]["FFN"]["macs"] == 1_054_720
+    repo.runpytest(*args).assert_outcomes(passed=1)

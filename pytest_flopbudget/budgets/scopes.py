@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .baseline import Baseline, BaselineEntry
 from .budget import Budget
 from .config import SECTION, ConfigError, Settings, settings_from_pyproject
 from .record import TestRecord
@@ -156,6 +157,7 @@ class Scopes:
             Path, tuple[Table, ...]
         ] = {}  # directory -> nested tables, nearest first
         self._settings: dict[Path, Settings] = {}
+        self._baseline_outside: dict[tuple[str, str], BaselineEntry] = {}
 
     # reading
 
@@ -254,6 +256,35 @@ class Scopes:
     def test_file(self, nodeid: str) -> Path:
         """The file of a node id (for reports that arrive without their item, under xdist)."""
         return self.rootdir / nodeid.partition("::")[0]
+
+    def baseline_for_run(self, baseline: Baseline) -> Baseline:
+        """The baseline keyed by this run's node ids.
+
+        Its node ids are relative to the pyproject that names it, like that file's budget keys:
+        with that file above the rootdir (``-c pyproject.toml --rootdir=packages/vision``),
+        ``packages/vision/tests/...`` is this run's ``tests/...``; entries of tests outside the
+        rootdir are set aside and written back untouched.
+        """
+        prefix = self.base.key_prefix
+        if not prefix:
+            return baseline
+        inside: dict[tuple[str, str], BaselineEntry] = {}
+        for (nodeid, name), entry in baseline.entries.items():
+            if nodeid.startswith(prefix):
+                inside[(nodeid[len(prefix) :], name)] = entry
+            else:
+                self._baseline_outside[(nodeid, name)] = entry
+        return replace(baseline, entries=inside)
+
+    def baseline_for_file(
+        self, entries: Mapping[tuple[str, str], BaselineEntry]
+    ) -> dict[tuple[str, str], BaselineEntry]:
+        """This run's baseline entries keyed as the file keys them (see ``baseline_for_run``)."""
+        prefix = self.base.key_prefix
+        if not prefix:
+            return dict(entries)
+        mine = {(prefix + nodeid, name): entry for (nodeid, name), entry in entries.items()}
+        return {**self._baseline_outside, **mine}
 
     # writing
 
