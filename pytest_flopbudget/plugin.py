@@ -37,6 +37,7 @@ from .budgets.config import (
 )
 from .budgets.paths import check_separate, written_files
 from .budgets.scope import XFAILED, CollectionFacts, Phases, narrowed_by_paths
+from .budgets.scopes import Scopes
 from .budgets.verdict import ERROR, FAILING, FlopBudgetWarning
 from .fixture import FlopCounter
 
@@ -81,6 +82,7 @@ REPORT_ATTRIBUTE = "flopbudget"  # on the teardown report: the test's record, as
 BODY_ATTRIBUTE = "flopbudget_body"  # on the call report: "passed" when only the budget failed it
 WORKER_OUTPUT = "flopbudget"  # xdist workeroutput: what the worker collected
 REPORT_SECTION = "flop budget"
+WORKER_IMPORTED = "flopbudget_imported"
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 COUNTER_KEY = pytest.StashKey[FlopCounter]()
@@ -111,17 +113,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     try:
-        settings, baseline, notes = _load(config)
+        settings, baseline, notes, scopes = _load(config)
     except ConfigError as error:
         # `pytest --help` and `--version` keep working; the error comes when tests would run
         config.pluginmanager.register(_BrokenConfig(str(error)), "flopbudget-manager")
         return
     config.stash[SETTINGS_KEY] = settings
-    manager = FlopBudgetManager(config, settings, baseline, notes)
+    manager = FlopBudgetManager(config, settings, baseline, notes, scopes)
     config.pluginmanager.register(manager, "flopbudget-manager")
 
 
-def _load(config: pytest.Config) -> tuple[Settings, Baseline | None, list[str]]:
+def _load(config: pytest.Config) -> tuple[Settings, Baseline | None, list[str], Scopes]:
     pyproject = find_pyproject(config.rootpath, config.inipath)
     settings = load_settings(
         pyproject,
@@ -134,6 +136,8 @@ def _load(config: pytest.Config) -> tuple[Settings, Baseline | None, list[str]]:
         on_exceed=config.getoption("flop_budget_on_exceed"),
         hardware=config.getoption("flop_budget_hardware"),
     )
+    scopes = Scopes(settings, config.rootpath)
+    settings = scopes.settings
     check_separate(written_files(settings, os.environ.get("GITHUB_STEP_SUMMARY")))
     _refuse_foreign_reports(settings)
     notes: list[str] = []
@@ -155,7 +159,9 @@ def _load(config: pytest.Config) -> tuple[Settings, Baseline | None, list[str]]:
             )
     if settings.report_only:
         notes.append("flop budget: report only, budgets fail no test in this run")
-    return settings, baseline, notes
+    if baseline is not None:
+        baseline = scopes.baseline_for_run(baseline)
+    return settings, baseline, notes, scopes
 
 
 class _BrokenConfig:
@@ -206,7 +212,15 @@ def flops(request: pytest.FixtureRequest) -> FlopCounter:
     manager = request.config.pluginmanager.get_plugin("flopbudget-manager")
     if isinstance(manager, FlopBudgetManager):
         manager.use_test_hooks()
-    options = request.node.stash.get(OPTIONS_KEY, None) or count_options(settings, {})
+    options = request.node.stash.get(OPTIONS_KEY, None)
+    if options is None:
+        local = settings
+        if isinstance(manager, FlopBudgetManager):
+            try:
+                local = manager.settings_for(request.node)
+            except ConfigError as error:
+                pytest.fail(f"pytest-flopbudget: {error}", pytrace=False)
+        options = count_options(local, {})
     counter = FlopCounter(flops_per_mac=settings.flops_per_mac, options=options)
     request.node.stash[COUNTER_KEY] = counter
     request.addfinalizer(counter.close)
@@ -217,10 +231,16 @@ class FlopBudgetManager:
     """Owns the run's state: what was collected, each test's last attempt, and the reports."""
 
     def __init__(
-        self, config: pytest.Config, settings: Settings, baseline: Baseline | None, notes: list[str]
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        baseline: Baseline | None,
+        notes: list[str],
+        scopes: Scopes | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
+        self.scopes = scopes if scopes is not None else Scopes(settings, config.rootpath)
         self.baseline = baseline
         self.records: dict[str, TestRecord] = {}  # by node id: a rerun replaces its attempt
         self.attempts: dict[str, Phases] = {}
@@ -234,6 +254,7 @@ class FlopBudgetManager:
         self.workers_without_facts = 0
         self.stale: tuple[StaleEntry, ...] = ()
         self.test_hooks: TestHooks | None = None
+        self.imported: set[str] = set()  # model libraries xdist workers imported
         self.notes: list[tuple[str, dict[str, bool]]] = [(note, {"yellow": True}) for note in notes]
 
     def pytest_report_header(self, config: pytest.Config) -> str:
@@ -254,6 +275,19 @@ class FlopBudgetManager:
         if report.failed:
             self.collection_errors += 1
 
+    def settings_for(self, node: pytest.Item | pytest.Collector) -> Settings:
+        """The settings of one test: nested ``[tool.flopbudget]`` tables apply below them."""
+        return self.scopes.settings_for(node.path)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makemodule(self, module_path: Path) -> None:
+        """Read the pyprojects above each test module as it is collected (once per directory):
+        a table that cannot apply is a collection error naming it, never a silent no budget."""
+        try:
+            self.scopes.settings_for(module_path)
+        except ConfigError as error:
+            raise pytest.Collector.CollectError(f"pytest-flopbudget: {error}") from None
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # rows follow the source (file, line, parameter index), not the run order, so reports
         # read the same under pytest-randomly and xdist
@@ -265,11 +299,14 @@ class FlopBudgetManager:
             self.use_test_hooks()
 
     def _may_count(self, item: pytest.Item) -> bool:
-        return (
-            "flops" in getattr(item, "fixturenames", ())
-            or item.get_closest_marker(MARKER_NAME) is not None
-            or item.nodeid in self.settings.budgets_by_nodeid
-        )
+        if "flops" in getattr(item, "fixturenames", ()):
+            return True
+        if item.get_closest_marker(MARKER_NAME) is not None:
+            return True
+        try:
+            return item.nodeid in self.settings_for(item).budgets_by_nodeid
+        except ConfigError:
+            return True  # its setup reports the error
 
     def use_test_hooks(self) -> None:
         """Register the per-test hooks (once); the fixture calls it too, for tests that ask
@@ -297,8 +334,10 @@ class FlopBudgetManager:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: object, error: object) -> None:
-        """xdist controller: each worker sends what it collected."""
+        """xdist controller: each worker sends what it collected and which model libraries it
+        imported (for the environment)."""
         output = getattr(node, "workeroutput", None) or {}
+        self.imported.update(output.get(WORKER_IMPORTED, ()))
         facts = output.get(WORKER_OUTPUT)
         if isinstance(facts, dict):
             self.worker_facts.append(CollectionFacts.from_dict(facts))
@@ -313,11 +352,20 @@ class FlopBudgetManager:
             self.collection_errors,
         )
 
+    def environment(self) -> dict[str, str]:
+        """Versions of python, torch, fvcore, transformers (if imported) and this plugin."""
+        from .budgets import environment
+
+        return environment.current(self.imported)
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # xdist worker: the controller writes the reports
+            from .budgets import environment
+
             workeroutput[WORKER_OUTPUT] = self._facts().to_dict()
+            workeroutput[WORKER_IMPORTED] = environment.imported_libraries()
             return
         if not self._has_work():
             return
@@ -329,6 +377,7 @@ class FlopBudgetManager:
         scope = self._scope(session)
         staleness = find_stale(self.settings, self.baseline, records, scope)
         self.stale = staleness.stale
+        self.stale = (*self.stale, *self.scopes.stale(records, scope))
         try:
             self._write_reports(records, scope, staleness)
         except (OSError, UpdateError) as error:
@@ -362,6 +411,7 @@ class FlopBudgetManager:
             or settings.budgets_by_name
             or self.baseline is not None
             or settings.update
+            or self.scopes.tables()
         )
 
     def _write_reports(
@@ -371,8 +421,9 @@ class FlopBudgetManager:
 
         settings = self.settings
         with_baseline = self.baseline is not None
+        environment = self.environment()
         if settings.json_path is not None:
-            json_report.write(settings.json_path, records, settings, self.stale)
+            json_report.write(settings.json_path, records, settings, self.stale, environment)
             self.notes.append((f"flop budget report written to {settings.json_path}", {}))
         if settings.html_path is not None:
             from .reports import html
@@ -381,7 +432,13 @@ class FlopBudgetManager:
             self.notes.append((f"flop budget HTML report written to {settings.html_path}", {}))
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if (settings.markdown_path is not None or summary_file) and records:
-            text = markdown.build(records, settings, with_baseline=with_baseline, stale=self.stale)
+            text = markdown.build(
+                records,
+                settings,
+                with_baseline=with_baseline,
+                stale=self.stale,
+                environment=environment,
+            )
             if settings.markdown_path is not None:
                 markdown.write(settings.markdown_path, text)
                 self.notes.append((f"flop budget summary written to {settings.markdown_path}", {}))
@@ -417,23 +474,30 @@ class FlopBudgetManager:
             staleness.kept, not_taken, failed_option="--flop-budget-update-failed"
         )
         if settings.pyproject is not None:
-            outcome = update.update_pyproject(
-                settings.pyproject,
-                taken,
-                settings,
-                remove=staleness.stale_keys(PYPROJECT),
-                on_wait=self._say,
+            base = settings.pyproject
+            stale_keys = [
+                (entry.path or base, self.scopes.written_key(entry.path, entry.key))
+                for entry in self.stale
+                if entry.where == PYPROJECT
+            ]
+            outcomes = update.update_pyprojects(
+                taken, settings, home=self.scopes.home, remove=stale_keys, on_wait=self._say
             )
-            self.notes.extend((line, {}) for line in outcome.lines())
+            for outcome in outcomes:
+                self.notes.extend((line, {}) for line in outcome.lines())
         if settings.baseline_path is not None:
             verdicts = [verdict for record in taken for verdict in record.verdicts]
             measured = baseline_file.measured_entries(verdicts, settings.flops_per_mac)
+            proven_stale = staleness.stale_baseline_keys()
             line = update.write_baseline(
                 settings.baseline_path,
-                lambda current: baseline_file.merged(
-                    current, measured, staleness.stale_baseline_keys()
+                lambda current: self.scopes.baseline_for_file(
+                    baseline_file.merged(
+                        self.scopes.baseline_for_run(current), measured, proven_stale
+                    )
                 ),
                 on_wait=self._say,
+                environment=self.environment(),
             )
             self.notes.append((line, {}))
         self.notes.extend((line, {}) for line in left_alone)
@@ -482,6 +546,10 @@ class TestHooks:
         item.user_properties[:] = [
             prop for prop in item.user_properties if not str(prop[0]).startswith("flopbudget[")
         ]
+        try:
+            settings = self.manager.settings_for(item)
+        except ConfigError as error:
+            pytest.fail(f"pytest-flopbudget: {error}", pytrace=False)
         if item.get_closest_marker(MARKER_NAME) is None:
             return
         budgets: list[Budget] = []
@@ -501,7 +569,7 @@ class TestHooks:
         if problem is not None:
             pytest.fail(problem, pytrace=False)
         item.stash[BUDGETS_KEY] = budgets
-        item.stash[OPTIONS_KEY] = count_options(self.manager.settings, options)
+        item.stash[OPTIONS_KEY] = count_options(settings, options)
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_call(self, item: pytest.Item) -> None:
@@ -572,11 +640,12 @@ class TestHooks:
                 report.sections.append((REPORT_SECTION, "\n\n".join(excess)))
 
     def _involved(self, item: pytest.Item) -> bool:
-        return (
-            COUNTER_KEY in item.stash
-            or BUDGETS_KEY in item.stash
-            or item.nodeid in self.manager.settings.budgets_by_nodeid
-        )
+        if COUNTER_KEY in item.stash or BUDGETS_KEY in item.stash:
+            return True
+        try:
+            return item.nodeid in self.manager.settings_for(item).budgets_by_nodeid
+        except ConfigError:
+            return False  # failed at setup
 
     def _conclude(self, item: pytest.Item, *, test_failed: bool) -> TestRecord:
         from .budgets.record import TestRecord
@@ -587,20 +656,20 @@ class TestHooks:
         counter = item.stash.get(COUNTER_KEY, None)
         counts = list(counter.counts) if counter is not None else []
         budgets = item.stash.get(BUDGETS_KEY, [])
-        options = item.stash.get(OPTIONS_KEY, None) or count_options(self.manager.settings, {})
+        settings = self.manager.settings_for(item)
+        options = item.stash.get(OPTIONS_KEY, None) or count_options(settings, {})
         verdicts = judge(
             item.nodeid,
             counts,
             budgets,
-            self.manager.settings,
+            settings,
             test_failed=test_failed,
             unknown_ops=options.unknown_ops,
         )
+        baseline = self.manager.baseline
+        environment = self.manager.environment() if baseline is not None else None
         verdicts = [
-            tighten_note(
-                against_baseline(verdict, self.manager.baseline, self.manager.settings),
-                self.manager.settings,
-            )
+            tighten_note(against_baseline(verdict, baseline, settings, environment), settings)
             for verdict in verdicts
         ]
         position = self.manager.positions.get(item.nodeid, len(self.manager.positions))

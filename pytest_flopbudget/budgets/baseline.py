@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..counting.op_conventions import DEFAULT_OPS, OPS_CONVENTIONS
+from . import environment as environment_info
 
 FORMAT_VERSION = 1
 
@@ -46,6 +47,8 @@ class Baseline:
     path: Path
     entries: Mapping[tuple[str, str], BaselineEntry]
     exists: bool = True
+    # versions the baseline was counted with (empty for baselines written before they were)
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     def get(self, nodeid: str, name: str) -> BaselineEntry | None:
         return self.entries.get((nodeid, name))
@@ -106,14 +109,19 @@ def load(path: Path) -> Baseline:
                 },
                 ops=_ops(entry.get("ops", DEFAULT_OPS), f"{where}.ops"),
             )
-    return Baseline(path, entries)
+    return Baseline(path, entries, environment=environment_info.read(data.get("environment")))
 
 
-def render(entries: Mapping[tuple[str, str], BaselineEntry]) -> str:
+def render(
+    entries: Mapping[tuple[str, str], BaselineEntry],
+    environment: Mapping[str, str] | None = None,
+) -> str:
     tests: dict[str, dict[str, Any]] = {}
     for (nodeid, name), entry in sorted(entries.items()):
         tests.setdefault(nodeid, {})[name] = entry.to_dict()
-    document = {"version": FORMAT_VERSION, "unit": "MACs", "tests": tests}
+    document: dict[str, Any] = {"version": FORMAT_VERSION, "unit": "MACs", "tests": tests}
+    if environment:
+        document["environment"] = dict(environment)
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 

@@ -41,6 +41,7 @@ class Budget:
     origin: str
     pyproject_key: str | None = None
     on_exceed: str | None = None
+    pyproject_file: str | None = None  # the pyproject.toml holding the entry (monorepos)
 
     @property
     def source(self) -> str:

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from . import growth
+from . import environment, growth
 from .growth import ModuleChange, module_changes
 
 DEFAULT_TOP = 10
@@ -53,6 +53,7 @@ class Report:
     models: dict[Key, Model] = field(hash=False)
     skipped: int = 0  # rows without counts (budget errors), which have nothing to compare
     ops: str = "fvcore"
+    environment: dict[str, str] = field(default_factory=dict, hash=False)  # {} before 0.1.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ class Comparison:
     @property
     def conventions_differ(self) -> bool:
         return self.old.flops_per_mac != self.new.flops_per_mac
+
+    @property
+    def environment_changes(self) -> list[str]:
+        """``torch 2.13.0 -> 2.15.0``: tools both reports name, at different versions."""
+        return environment.changes(self.old.environment, self.new.environment)
 
     @property
     def regressions(self) -> tuple[ModelChange, ...]:

@@ -6,10 +6,12 @@ someone should see, even under the budget.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from .baseline import Baseline
 from .config import Settings
+from .environment import toolchain_note
 from .growth import grew_beyond, module_changes
 from .units import Kind, format_quantity
 from .verdict import NO_BUDGET, OK, OVER, REGRESSION, Verdict
@@ -17,7 +19,14 @@ from .verdict import NO_BUDGET, OK, OVER, REGRESSION, Verdict
 MODULES_SHOWN = 10
 
 
-def against_baseline(verdict: Verdict, baseline: Baseline | None, settings: Settings) -> Verdict:
+def against_baseline(
+    verdict: Verdict,
+    baseline: Baseline | None,
+    settings: Settings,
+    environment: Mapping[str, str] | None = None,
+) -> Verdict:
+    """``environment``: this run's versions; a count that changed while one of them did says
+    so, so a toolchain upgrade is not read as a model change."""
     if baseline is None or not verdict.counted:
         return verdict
     notes = list(verdict.notes)
@@ -43,10 +52,17 @@ def against_baseline(verdict: Verdict, baseline: Baseline | None, settings: Sett
         entry.params, verdict.params, tolerance
     )
     status, message = verdict.status, verdict.message
+    toolchain = None
+    if (verdict.macs, verdict.params) != (entry.macs, entry.params):
+        toolchain = toolchain_note(baseline.environment, environment or {})
+        if toolchain is not None and not grew:
+            notes.append(f"changed since the baseline: {toolchain}")
     if grew:
         lines = [_growth(verdict.name, verdict.macs, entry.macs, "macs")]
         if verdict.params != entry.params:
             lines.append(_growth(verdict.name, verdict.params, entry.params, "params"))
+        if toolchain is not None:
+            lines.append(toolchain)
         lines += _module_lines(changes)
         if status in (OK, NO_BUDGET):
             status = REGRESSION

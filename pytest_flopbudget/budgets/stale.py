@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .baseline import Baseline
 from .config import Settings
@@ -32,9 +33,12 @@ class StaleEntry:
     why: str = "no test recorded it"
     baseline_key: tuple[str, str] | None = None  # (node id, name) of a baseline entry
 
+    path: Path | None = None  # a nested pyproject.toml; None: the run's own
+
     def describe(self) -> str:
         if self.where == PYPROJECT:
-            return f"[tool.flopbudget.budgets] {self.key!r}: {self.why}"
+            place = f"{self.path}: " if self.path is not None else ""
+            return f"{place}[tool.flopbudget.budgets] {self.key!r}: {self.why}"
         return f"baseline entry {self.key}: {self.why}"
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from typing import Literal
 
 Kind = Literal["flops", "macs", "params"]
@@ -68,8 +70,12 @@ class Quantity:
 
     @property
     def base_value(self) -> float:
-        """The value in the unit's base (FLOPs, MACs or parameters)."""
-        return self.value * self.unit.scale
+        """The value in the unit's base (FLOPs, MACs or parameters).
+
+        Multiplied in decimal, so ``"1.001 KFLOPs"`` is exactly 1001 FLOPs: a float product
+        (1000.9999999999999) would fail the count of 1,001 the update wrote it for.
+        """
+        return float(Decimal(repr(self.value)) * Decimal(repr(self.unit.scale)))
 
 
 def check_positive(value: object, what: str) -> float:
@@ -120,30 +126,79 @@ def format_quantity(value: float | None, kind: Kind, prefix: str | None = None) 
         return "-"
     prefix = best_prefix(value) if prefix is None else prefix
     scaled = value / PREFIXES[prefix]
-    if (not prefix and kind != "params") or abs(scaled) >= 1000:
-        number = f"{scaled:,.0f}"
-    else:
-        number = f"{scaled:#.3g}".rstrip(".")
+    whole = not prefix or abs(scaled) >= 1000
+    number = f"{scaled:,.0f}" if whole else f"{scaled:#.3g}".rstrip(".")
     if kind == "params":
         return f"{number}{_DISPLAY_PREFIX[prefix]} params" if prefix else f"{number} params"
     return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
 
 
-def format_budget_value(value: float, kind: Kind, prefix: str) -> str:
-    """Two decimals in the budget's own unit, as in ``4.52 GFLOPs exceeds budget 4.10 GFLOPs``."""
+def format_budget_value(value: float, kind: Kind, prefix: str, *, exact: bool = False) -> str:
+    """Two decimals in the budget's own unit, as in ``4.52 GFLOPs exceeds budget 4.10 GFLOPs``.
+
+    ``exact``: a budget is shown with every decimal it has (``1.055 MMACs``, as the update
+    writes it), never rounded to a value it is not.
+    """
     scaled = value / PREFIXES[prefix]
     number = f"{scaled:.2f}" if prefix else f"{scaled:,.0f}"
+    if exact and prefix:
+        precise = (Decimal(repr(float(value))) / Decimal(int(PREFIXES[prefix]))).normalize()
+        if precise.as_tuple().exponent < -2:  # type: ignore[operator]
+            number = format(precise, "f")
     if kind == "params":
         return f"{number}{_DISPLAY_PREFIX[prefix]} params" if prefix else f"{number} params"
     return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
 
 
-def round_up(value: float, digits: int = 4) -> tuple[float, str]:
+WRITTEN_DIGITS = 4
+PARAM_PREFIXES = ("", "k", "m", "g")
+
+
+def round_up(value: float, digits: int = WRITTEN_DIGITS) -> tuple[float, str]:
     """Round ``value`` up to ``digits`` significant figures in its best prefix."""
     prefix = best_prefix(value)
-    scaled = value / PREFIXES[prefix]
-    magnitude = math.floor(math.log10(scaled)) if scaled > 0 else 0
-    step = 10.0 ** (magnitude - digits + 1)
-    rounded = math.ceil(scaled / step - 1e-9) * step
-    decimals = max(0, digits - 1 - magnitude)
-    return float(f"{rounded:.{decimals}f}"), prefix
+    number = ceil_significant(value, prefix, digits)
+    return float(number), prefix
+
+
+def ceil_significant(count: float, prefix: str, digits: int = WRITTEN_DIGITS) -> Decimal:
+    """The smallest number of ``digits`` significant figures that, in ``prefix``, is >= ``count``.
+
+    Exact (fractions, not floats), so what the update writes never parses below the count;
+    it is at most one unit in the last of the ``digits`` figures above it (0.1% for 4).
+    Zero stays zero.
+    """
+    scaled = Fraction(count) / Fraction(int(PREFIXES[prefix]))
+    if scaled <= 0:
+        return Decimal(0)
+    exponent = _floor_log10(scaled) - digits + 1
+    step = Fraction(10) ** exponent
+    steps = math.ceil(scaled / step)
+    return Decimal(steps).scaleb(exponent)
+
+
+def _floor_log10(value: Fraction) -> int:
+    exponent = len(str(value.numerator)) - len(str(value.denominator))
+    if Fraction(10) ** exponent > value:
+        exponent -= 1
+    return exponent
+
+
+def plain_number(number: Decimal) -> str:
+    """``1.055``, ``1000``, ``0.000001``: no exponent and no trailing zeros."""
+    return format(number.normalize(), "f")
+
+
+def format_written(count: float, kind: Kind, prefix: str | None = None) -> str:
+    """A count as the update writes it: rounded up to 4 significant figures, ``1.055 MFLOPs``.
+
+    ``prefix`` None picks the best one (K, M, G, T; parameters K, M, G).
+    """
+    if prefix is None:
+        prefix = best_prefix(count)
+        if kind == "params" and prefix not in PARAM_PREFIXES:
+            prefix = "g"
+    number = plain_number(ceil_significant(count, prefix))
+    if kind == "params":
+        return f"{number}{_DISPLAY_PREFIX[prefix]} params" if prefix else f"{number} params"
+    return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"

@@ -42,6 +42,7 @@ class Verdict:
     budget_label: str | None = None
     budget_source: str | None = None
     budget_key: str | None = None
+    budget_file: str | None = None  # the pyproject.toml that holds budget_key
     budget_unit: str | None = None
     tolerance: float = 0.0
     used: float | None = None
@@ -288,14 +289,14 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         measured = subject.macs if unit.kind == "macs" else subject.flops
         limit_flops = limit * fpm if unit.kind == "macs" else limit
         used = subject.flops / limit_flops
-        labels.append(format_budget_value(limit, unit.kind, unit.prefix))
+        labels.append(format_budget_value(limit, unit.kind, unit.prefix, exact=True))
         if measured > limit * (1 + tolerance):
             problems.append(_over(subject.name, measured, limit, unit.kind, unit.prefix, tolerance))
     limit_params: float | None = None
     if budget.params is not None:
         unit = budget.params.unit
         limit_params = budget.params.base_value
-        labels.append(format_budget_value(limit_params, "params", unit.prefix))
+        labels.append(format_budget_value(limit_params, "params", unit.prefix, exact=True))
         if used is None:
             used = subject.params / limit_params
         if subject.params > limit_params * (1 + tolerance):
@@ -318,6 +319,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         budget_label=", ".join(labels),
         budget_source=budget.source,
         budget_key=budget.pyproject_key,
+        budget_file=budget.pyproject_file,
         budget_unit=unit_key,
         tolerance=tolerance,
         used=used,

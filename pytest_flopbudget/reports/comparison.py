@@ -17,6 +17,7 @@ def to_dict(comparison: Comparison) -> dict[str, Any]:
         "unit": "macs",
         "tolerance": comparison.tolerance,
         "regressed": bool(comparison.regressions),
+        "environment_changes": comparison.environment_changes,
         "models": [_model_dict(model) for model in comparison.models],
     }
 
@@ -27,6 +28,7 @@ def _report_dict(report: Report) -> dict[str, Any]:
         "flops_per_mac": report.flops_per_mac,
         "models": len(report.models),
         "skipped": report.skipped,
+        "environment": dict(report.environment),
     }
 
 
@@ -61,6 +63,12 @@ def render_text(comparison: Comparison) -> str:
     lines = [f"flopbudget compare: {comparison.old.source} -> {comparison.new.source} (in MACs)"]
     if comparison.conventions_differ:
         lines.append(_convention_note(comparison))
+    if comparison.environment_changes:
+        changed = ", ".join(comparison.environment_changes)
+        lines.append(
+            f"note: the reports come from different toolchains ({changed}); "
+            "a count that changed may have changed with it, not with the model"
+        )
     differences = comparison.differences
     if differences:
         lines += ["", *_table(differences)]

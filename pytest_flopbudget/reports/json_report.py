@@ -14,6 +14,7 @@ from typing import Any
 
 from ..budgets.comparison import Key, Model, Report
 from ..budgets.config import Settings
+from ..budgets.environment import read as read_environment
 from ..budgets.record import TestRecord
 from ..budgets.stale import StaleEntry
 from ..counting.op_conventions import DEFAULT_OPS, OPS_CONVENTIONS
@@ -28,7 +29,10 @@ class ReportError(ValueError):
 
 
 def build(
-    records: Sequence[TestRecord], settings: Settings, stale: Sequence[StaleEntry] = ()
+    records: Sequence[TestRecord],
+    settings: Settings,
+    stale: Sequence[StaleEntry] = (),
+    environment: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     results = []
     for record in records:
@@ -75,15 +79,21 @@ def build(
             "ops": settings.ops,
             "ops_description": settings.ops_convention,
         },
+        "environment": dict(environment or {}),
         "results": results,
         "stale": [{"where": entry.where, "key": entry.key} for entry in stale],
     }
 
 
 def write(
-    path: Path, records: Sequence[TestRecord], settings: Settings, stale: Sequence[StaleEntry] = ()
+    path: Path,
+    records: Sequence[TestRecord],
+    settings: Settings,
+    stale: Sequence[StaleEntry] = (),
+    environment: Mapping[str, str] | None = None,
 ) -> None:
-    text = json.dumps(build(records, settings, stale), indent=2, sort_keys=True) + "\n"
+    document = build(records, settings, stale, environment)
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
     write_atomically(path, text)
 
 
@@ -149,7 +159,12 @@ def _parse(data: Any, source: str) -> Report:
         else:
             models[(model.nodeid, model.name)] = model
     return Report(
-        source=source, flops_per_mac=flops_per_mac, models=models, skipped=skipped, ops=ops
+        source=source,
+        flops_per_mac=flops_per_mac,
+        models=models,
+        skipped=skipped,
+        ops=ops,
+        environment=read_environment(data.get("environment")),
     )
 
 

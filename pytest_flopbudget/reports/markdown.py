@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..budgets.config import Settings
+from ..budgets.environment import describe
 from ..budgets.record import TestRecord
 from ..budgets.stale import StaleEntry
 from ..budgets.units import format_quantity
@@ -27,6 +28,7 @@ def build(
     *,
     with_baseline: bool = False,
     stale: Sequence[StaleEntry] = (),
+    environment: Mapping[str, str] | None = None,
 ) -> str:
     verdicts = [verdict for record in records for verdict in record.verdicts]
     columns = ["test", "name", "FLOPs", "MACs", "params", "budget", "used"]
@@ -66,6 +68,8 @@ def build(
     extra = rows.notes(verdicts) + [f"stale: {entry.describe()}" for entry in stale]
     if extra:
         lines += ["### Notes", "", *[f"- {_escape(note)}" for note in extra], ""]
+    if environment:
+        lines += [f"<sub>Counted with {_escape(describe(environment))}.</sub>", ""]
     return "\n".join(lines) + "\n"
 
 

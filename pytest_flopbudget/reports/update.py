@@ -22,12 +22,11 @@ from ..budgets.config import Settings
 from ..budgets.record import TestRecord
 from ..budgets.stale import KeptEntry
 from ..budgets.units import (
-    COMPUTE_UNITS,
-    PARAM_UNITS,
-    PREFIXES,
-    best_prefix,
+    ALL_UNITS,
+    PARAM_PREFIXES,
+    ceil_significant,
+    format_written,
     parse_quantities,
-    round_up,
 )
 from ..budgets.verdict import NO_BUDGET, OVER, Verdict
 from .files import keep_line_endings, write_atomically
@@ -53,19 +52,25 @@ class UpdateOutcome:
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     in_code: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         lines = [f"flop budgets updated in {self.path}: {len(self.written)} entries"]
         lines += [f"  {key}" for key in self.written]
         lines += [f"  removed (no test recorded it): {key}" for key in self.removed]
+        lines += [f"  {note}" for note in self.notes]
         for where in self.in_code:
             lines.append(f"  not updated (budget set by a marker in code, edit it there): {where}")
         return lines
 
 
-def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[str, Measured], list[str]]:
+# (the pyproject.toml holding the entry, or None for a new entry; its key)
+Target = tuple[str | None, str]
+
+
+def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[Target, Measured], list[str]]:
     """Which pyproject keys get which measured values, and over-budget markers left alone."""
-    entries: dict[str, Measured] = {}
+    entries: dict[Target, Measured] = {}
     in_code: list[str] = []
     for record in records:
         unbudgeted: list[Verdict] = []
@@ -77,7 +82,7 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[str, Measured],
             elif verdict.budget_key is not None:
                 _keep_max(
                     entries,
-                    verdict.budget_key,
+                    (verdict.budget_file, verdict.budget_key),
                     Measured(verdict.flops, verdict.macs, verdict.params),
                 )
             elif verdict.status == OVER:
@@ -88,7 +93,9 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[str, Measured],
                 assert verdict.flops is not None and verdict.macs is not None
                 assert verdict.params is not None
                 _keep_max(
-                    entries, verdict.name, Measured(verdict.flops, verdict.macs, verdict.params)
+                    entries,
+                    (None, verdict.name),
+                    Measured(verdict.flops, verdict.macs, verdict.params),
                 )
         elif unbudgeted:
             total = Measured(
@@ -96,7 +103,7 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[str, Measured],
                 sum(v.macs or 0 for v in unbudgeted),
                 sum(v.params or 0 for v in unbudgeted),
             )
-            _keep_max(entries, record.nodeid, total)
+            _keep_max(entries, (None, record.nodeid), total)
     return entries, in_code
 
 
@@ -115,7 +122,7 @@ def left_alone(
     return lines
 
 
-def _keep_max(entries: dict[str, Measured], key: str, value: Measured) -> None:
+def _keep_max(entries: dict[Target, Measured], key: Target, value: Measured) -> None:
     old = entries.get(key)
     if old is None:
         entries[key] = value
@@ -125,44 +132,66 @@ def _keep_max(entries: dict[str, Measured], key: str, value: Measured) -> None:
         )
 
 
-def _value_in(unit_key: str, measured: Measured) -> float:
-    unit = COMPUTE_UNITS.get(unit_key) or PARAM_UNITS[unit_key]
-    base = {"flops": measured.flops, "macs": measured.macs, "params": measured.params}[unit.kind]
-    scaled = base / PREFIXES[unit.prefix]
-    if scaled <= 0:
-        return 0.0
-    rounded, prefix = round_up(base)
-    # express the rounded-up value in the entry's own unit
-    return float(f"{rounded * PREFIXES[prefix] / PREFIXES[unit.prefix]:.12g}")
+def _base(kind: str, measured: Measured) -> int:
+    return {"flops": measured.flops, "macs": measured.macs, "params": measured.params}[kind]
 
 
-def _string_entry(measured: Measured, old: str | None) -> str:
-    """A new entry carries compute and params; an old one keeps its own units and parts."""
-    compute_kind: str | None = "flops"
-    params_prefix: str | None = best_prefix(measured.params)
-    if old is not None:
-        kinds = {q.unit.kind: q.unit.prefix for q in parse_quantities(old)}
-        compute_kind = next((kind for kind in ("flops", "macs") if kind in kinds), None)
-        params_prefix = kinds.get("params")
+def _value_in(unit_key: str, measured: Measured) -> int | float:
+    """The count in the entry's own unit, rounded up to 4 significant figures (0 stays 0)."""
+    unit = ALL_UNITS[unit_key]
+    number = ceil_significant(_base(unit.kind, measured), unit.prefix)
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _zero_note(key: str, kind: str) -> str:
+    unit = "FLOPs" if kind == "flops" else "MACs" if kind == "macs" else "params"
+    return f"{key}: counted 0 {unit}; a budget must be positive, so its {unit} budget was kept"
+
+
+def _string_entry(key: str, measured: Measured, old: str | None, notes: list[str]) -> str | None:
+    """A new entry carries compute and params; an old one keeps its own units and parts.
+
+    A zero count cannot be a budget (budgets are positive): an old part keeps its value (any
+    positive budget holds a zero count) and a new entry leaves it out. ``None``: nothing to
+    write at all.
+    """
+    if old is None:
+        parts = [
+            format_written(_base(kind, measured), kind)  # type: ignore[arg-type]
+            for kind in ("flops", "params")
+            if _base(kind, measured) > 0
+        ]
+        if not parts:
+            notes.append(
+                f"{key}: counted 0 FLOPs and 0 params; a budget must be positive, "
+                "so none was written"
+            )
+        return ", ".join(parts) or None
     parts = []
-    base = measured.macs if compute_kind == "macs" else measured.flops
-    if compute_kind is not None and base > 0:
-        value, prefix = round_up(base)
-        parts.append(f"{value:g} {prefix.upper()}{'FLOPs' if compute_kind == 'flops' else 'MACs'}")
-    if params_prefix is not None and measured.params > 0:
-        prefix = params_prefix if params_prefix in ("", "k", "m", "g") else "m"
-        value, natural = round_up(measured.params)
-        scaled = float(f"{value * PREFIXES[natural] / PREFIXES[prefix]:.12g}")
-        parts.append(f"{scaled:g}{prefix.upper()} params" if prefix else f"{scaled:g} params")
+    for text, quantity in zip(old.split(","), parse_quantities(old), strict=True):
+        kind = quantity.unit.kind
+        count = _base(kind, measured)
+        if count <= 0:
+            parts.append(text.strip())
+            notes.append(_zero_note(key, kind))
+        elif kind == "params":
+            prefix = quantity.unit.prefix
+            parts.append(
+                format_written(count, "params", prefix if prefix in PARAM_PREFIXES else "m")
+            )
+        else:
+            parts.append(format_written(count, kind))
     return ", ".join(parts)
 
 
-def _table_entry(table: Any, measured: Measured) -> None:
-    for key in list(table.keys()):
-        if key in COMPUTE_UNITS or key in PARAM_UNITS:
-            value = _value_in(key, measured)
+def _table_entry(key: str, table: Any, measured: Measured, notes: list[str]) -> None:
+    for unit_key in list(table.keys()):
+        if unit_key in ALL_UNITS:
+            value = _value_in(unit_key, measured)
             if value > 0:
-                table[key] = value
+                table[unit_key] = value
+            else:
+                notes.append(_zero_note(key, ALL_UNITS[unit_key].kind))
 
 
 def update_pyproject(
@@ -173,12 +202,74 @@ def update_pyproject(
     remove: Sequence[str] = (),
     on_wait: Callable[[str], None] | None = None,
 ) -> UpdateOutcome:
-    """Write measured values; ``remove`` lists stale keys (found only on a full run).
+    """Write measured values into one file; ``remove`` lists proven-stale keys.
 
     The file is read again under its lock, so budgets another run wrote meanwhile are kept.
     """
-    entries, in_code = planned_entries(records)
-    outcome = UpdateOutcome(path=path, in_code=in_code)
+    (outcome,) = update_pyprojects(
+        records,
+        settings,
+        home=lambda nodeid: (path, nodeid),
+        remove=[(path, key) for key in remove],
+        only=path,
+        on_wait=on_wait,
+    )
+    return outcome
+
+
+def update_pyprojects(
+    records: Sequence[TestRecord],
+    settings: Settings,
+    *,
+    home: Callable[[str], tuple[Path, str]],
+    remove: Sequence[tuple[Path, str]] = (),
+    only: Path | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> list[UpdateOutcome]:
+    """Write each measured value into the file that owns its budget (monorepos).
+
+    A budget read from a pyproject goes back into that pyproject; a new node-id entry goes
+    where ``home`` says (the nearest file with a ``[tool.flopbudget]`` table, its key relative
+    to that file). One outcome per file, the first also listing markers left alone. Each file
+    is edited under its own lock.
+    """
+    planned, in_code = planned_entries(records)
+    by_file: dict[Path, dict[str, Measured]] = {}
+    for (file, key), measured in planned.items():
+        if only is not None:
+            path, written = only, key
+        elif file is not None:
+            path, written = Path(file), key
+        else:
+            path, written = home(key)
+        _keep_max_in(by_file.setdefault(path, {}), written, measured)
+    removals: dict[Path, list[str]] = {}
+    for path, key in remove:
+        removals.setdefault(path, []).append(key)
+    paths = sorted(set(by_file) | set(removals), key=lambda p: (len(p.parts), str(p)))
+    if not paths:
+        paths = [only or settings.pyproject or Path("pyproject.toml")]
+    outcomes = [
+        _update_file(path, by_file.get(path, {}), removals.get(path, []), on_wait) for path in paths
+    ]
+    outcomes[0].in_code.extend(in_code)
+    return outcomes
+
+
+def _keep_max_in(entries: dict[str, Measured], key: str, value: Measured) -> None:
+    old = entries.get(key, value)
+    entries[key] = Measured(
+        max(old.flops, value.flops), max(old.macs, value.macs), max(old.params, value.params)
+    )
+
+
+def _update_file(
+    path: Path,
+    entries: Mapping[str, Measured],
+    remove: Sequence[str],
+    on_wait: Callable[[str], None] | None = None,
+) -> UpdateOutcome:
+    outcome = UpdateOutcome(path=path)
     try:
         with locked(path, on_wait):
             _edit_pyproject(path, entries, remove, outcome)
@@ -188,7 +279,7 @@ def update_pyproject(
 
 
 def _edit_pyproject(
-    path: Path, entries: dict[str, Measured], remove: Sequence[str], outcome: UpdateOutcome
+    path: Path, entries: Mapping[str, Measured], remove: Sequence[str], outcome: UpdateOutcome
 ) -> None:
     """Read (under the lock), change the budgets, write back every other byte as it was."""
     try:
@@ -207,9 +298,14 @@ def _edit_pyproject(
         measured = entries[key]
         old = budgets.get(key)
         if isinstance(old, dict):
-            _table_entry(old, measured)
+            _table_entry(key, old, measured, outcome.notes)
         else:
-            budgets[key] = _string_entry(measured, old if isinstance(old, str) else None)
+            entry = _string_entry(
+                key, measured, old if isinstance(old, str) else None, outcome.notes
+            )
+            if entry is None:
+                continue
+            budgets[key] = entry
         outcome.written.append(key)
     for key in remove:
         if key in budgets and key not in entries:
@@ -227,6 +323,7 @@ def write_baseline(
     path: Path,
     apply: Callable[[baseline_file.Baseline], BaselineEntries],
     on_wait: Callable[[str], None] | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> str:
     """Apply this run's changes to the baseline as it is on disk now, under its lock.
 
@@ -241,7 +338,7 @@ def write_baseline(
             except baseline_file.BaselineError:
                 current = baseline_file.Baseline(path, {}, exists=False)  # said at start-up
             entries = apply(current)
-            write_atomically(path, baseline_file.render(entries))
+            write_atomically(path, baseline_file.render(entries, environment))
     except LockError as error:
         raise UpdateError(str(error)) from None
     old = current.entries
