@@ -127,6 +127,15 @@ def _with_file(budgets: Mapping[str, Budget], path: Path) -> dict[str, Budget]:
     return {key: replace(budget, pyproject_file=str(path)) for key, budget in budgets.items()}
 
 
+def _same_file(path: Path, other: Path | None) -> bool:
+    if other is None:
+        return False
+    try:
+        return path == other or path.samefile(other)
+    except OSError:
+        return False
+
+
 class Scopes:
     """The run's pyproject tables, read once per directory as tests are collected.
 
@@ -135,7 +144,10 @@ class Scopes:
 
     def __init__(self, settings: Settings, rootdir: Path) -> None:
         self.rootdir = rootdir.resolve()
-        base_path = settings.pyproject.resolve() if settings.pyproject is not None else None
+        # the directory resolved, not the file: a symlinked pyproject.toml keys node ids
+        # relative to where the link is (where pytest found it), and is edited through it
+        pyproject = settings.pyproject
+        base_path = pyproject.parent.resolve() / pyproject.name if pyproject is not None else None
         self.base_path = base_path
         by_nodeid = _with_file(settings.budgets_by_nodeid, base_path) if base_path else {}
         by_name = _with_file(settings.budgets_by_name, base_path) if base_path else {}
@@ -167,7 +179,7 @@ class Scopes:
             return self._tables[directory]
         table = None
         path = directory / PYPROJECT
-        if path.is_file() and path != self.base_path:
+        if path.is_file() and not _same_file(path, self.base_path):
             section = read_section(path)
             if section is not None:
                 table = self._nested(path, section)

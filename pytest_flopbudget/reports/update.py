@@ -329,7 +329,8 @@ def write_baseline(
 
     ``apply`` gets the baseline read again under the lock (another run may have written it
     since this one started) and returns every entry to write. The returned line says how the
-    entries moved (growth engine).
+    entries moved (growth engine). ``environment`` is the toolchain the entries were measured
+    with: a baseline whose entries did not change keeps its own, and is not rewritten.
     """
     try:
         with locked(path, on_wait):
@@ -338,7 +339,11 @@ def write_baseline(
             except baseline_file.BaselineError:
                 current = baseline_file.Baseline(path, {}, exists=False)  # said at start-up
             entries = apply(current)
-            write_atomically(path, baseline_file.render(entries, environment))
+            if current.exists and dict(entries) == dict(current.entries):
+                environment = current.environment
+            text = baseline_file.render(entries, environment)
+            if not current.exists or path.read_text(encoding="utf-8") != text:
+                write_atomically(path, text)
     except LockError as error:
         raise UpdateError(str(error)) from None
     old = current.entries
