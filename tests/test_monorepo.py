@@ -216,7 +216,9 @@ def test_stale_package_entries_are_listed_and_removed_from_their_file(
             "*packages/vision/pyproject.toml: [[]tool.flopbudget.budgets[]] 'tests/test_vision.py::test_gone': the test no longer exists*"
         ]
     )
-    result.stdout.fnmatch_lines(["*packages/vision/pyproject.toml: *'Gone': no test below it recorded it*"])
+    result.stdout.fnmatch_lines(
+        ["*packages/vision/pyproject.toml: *'Gone': no test below it recorded it*"]
+    )
     repo.runpytest("--flop-budget-update").assert_outcomes(passed=1)
     text = _vision(repo).read_text()
     assert "test_gone" not in text and "Gone" not in text

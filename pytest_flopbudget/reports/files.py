@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import stat
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..budgets.paths import is_stream, real_path
@@ -75,6 +77,31 @@ def _write_into(path: Path, content: bytes, *, append: bool) -> None:
 
 def _replace(target: Path, content: bytes, info: os.stat_result | None) -> None:
     _remove_stale_temporaries(target)
+    with _interrupts_deferred():  # Ctrl-C between creating and cleaning up would leave a file
+        _replace_now(target, content, info)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold a SIGINT until the block is done, then deliver it: the few milliseconds of a
+    replace always end with the old file or the new one, and no temporary file beside them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        if received:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            else:
+                raise KeyboardInterrupt
+
+
+def _replace_now(target: Path, content: bytes, info: os.stat_result | None) -> None:
     descriptor, temporary = _create_temporary(target)
     try:
         with os.fdopen(descriptor, "wb") as stream:
