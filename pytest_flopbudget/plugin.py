@@ -193,6 +193,7 @@ class FlopBudgetManager:
             return
         from .budgets.record import TestRecord
         from .budgets.stale import find_stale
+        from .reports.json_report import ReportError
         from .reports.update import UpdateError
 
         records = sorted(self.records, key=TestRecord.sort_key)
@@ -201,7 +202,7 @@ class FlopBudgetManager:
             self.stale = find_stale(self.settings, self.baseline, records, self.seen, self.ran)
         try:
             self._write_reports(records, full_run)
-        except (OSError, UpdateError) as error:
+        except (OSError, UpdateError, ReportError) as error:
             self.notes.append((f"pytest-flopbudget: {error}", {"red": True, "bold": True}))
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED

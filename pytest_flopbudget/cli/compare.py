@@ -8,11 +8,11 @@ rendering is ``reports.comparison``'s.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import TextIO
 
+from ..budgets import strict_json
 from ..budgets.comparison import DEFAULT_TOP, compare
 from ..reports import json_report
 from ..reports.comparison import render_text, to_dict
@@ -85,7 +85,7 @@ def _run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_USAGE
     comparison = compare(old, new, tolerance=args.tolerance, top=args.top)
     if args.json:
-        out.write(json.dumps(to_dict(comparison), indent=2) + "\n")
+        out.write(strict_json.dumps(to_dict(comparison), indent=2) + "\n")
     else:
         out.write(render_text(comparison))
     return EXIT_REGRESSION if comparison.regressions else EXIT_OK

@@ -6,16 +6,16 @@ The writer and the reader live together so that what one writes the other accept
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..budgets import strict_json
 from ..budgets.comparison import Key, Model, Report
 from ..budgets.config import Settings
 from ..budgets.record import TestRecord
 from ..budgets.stale import StaleEntry
+from ..budgets.units import MAX_QUANTITY, UnitError, as_number, check_count, shown
 from .files import write_atomically
 
 FORMAT_VERSION = 1
@@ -76,8 +76,11 @@ def build(
 def write(
     path: Path, records: Sequence[TestRecord], settings: Settings, stale: Sequence[StaleEntry] = ()
 ) -> None:
-    text = json.dumps(build(records, settings, stale), indent=2, sort_keys=True) + "\n"
-    write_atomically(path, text)
+    try:
+        text = strict_json.dumps(build(records, settings, stale), indent=2, sort_keys=True)
+    except ValueError as exc:  # NaN or an infinity: no reader would accept the file
+        raise ReportError(f"{path}: not written: {exc}") from None
+    write_atomically(path, text + "\n")
 
 
 def read(path: Path) -> Report:
@@ -93,11 +96,11 @@ def read(path: Path) -> Report:
     except OSError as exc:
         raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(
-            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        data = strict_json.loads(text)
+    except ValueError as exc:
+        if hasattr(exc, "lineno"):
+            exc = f"{exc.msg} at line {exc.lineno} column {exc.colno}"  # type: ignore[attr-defined]
+        raise ReportError(f"{path}: not valid JSON: {exc}") from None
     return parse(data, str(path))
 
 
@@ -116,7 +119,7 @@ def _parse(data: Any, source: str) -> Report:
         raise ReportError("no 'version': not a report written by --flop-budget-json")
     version = data["version"]
     if version != SUPPORTED_VERSION or isinstance(version, bool):
-        raise ReportError(f"unsupported report version {version!r} (supported: 1)")
+        raise ReportError(f"unsupported report version {shown(version)} (supported: 1)")
     flops_per_mac = _convention(data.get("convention"))
     results = data.get("results")
     if not isinstance(results, list):
@@ -139,7 +142,7 @@ def _convention(convention: Any) -> int:
         raise ReportError(f"'convention' must be an object, got {_json_type(convention)}")
     flops_per_mac = convention.get("flops_per_mac")
     if flops_per_mac not in (1, 2) or isinstance(flops_per_mac, bool):
-        raise ReportError(f"convention.flops_per_mac must be 1 or 2, got {flops_per_mac!r}")
+        raise ReportError(f"convention.flops_per_mac must be 1 or 2, got {shown(flops_per_mac)}")
     return int(flops_per_mac)
 
 
@@ -174,16 +177,23 @@ def _count(row: Mapping[str, Any], key: str, where: str) -> int | None:
     value = row.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ReportError(f"{where}.{key}: expected a non-negative integer or null, got {value!r}")
-    return value
+    try:
+        return check_count(value, key)
+    except UnitError:
+        raise ReportError(
+            f"{where}.{key}: expected a non-negative integer up to 1e30 or null, got {shown(value)}"
+        ) from None
 
 
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ReportError(f"{where}: expected a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ReportError(f"{where}: expected a non-negative number, got {value!r}")
+        raise ReportError(f"{where}: expected a number, got {shown(value)}")
+    try:
+        number = as_number(value, where)
+    except UnitError:
+        number = -1.0
+    if not 0 <= number <= MAX_QUANTITY:
+        raise ReportError(f"{where}: expected a non-negative number up to 1e30, got {shown(value)}")
     return value
 
 
@@ -199,5 +209,5 @@ def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"the number {value!r}"
+        return f"the number {shown(value)}"
     return names.get(type(value), type(value).__name__)
