@@ -179,8 +179,10 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
             )
 
     flops_per_mac = section.get("flops_per_mac", 1)
-    if isinstance(flops_per_mac, bool) or not isinstance(flops_per_mac, (int, float)) or (
-        flops_per_mac not in (1, 2)
+    if (
+        isinstance(flops_per_mac, bool)
+        or not isinstance(flops_per_mac, (int, float))
+        or (flops_per_mac not in (1, 2))
     ):
         raise ConfigError(f"{place} flops_per_mac: must be 1 or 2, got {shown(flops_per_mac)}")
     try:

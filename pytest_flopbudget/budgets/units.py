@@ -122,7 +122,7 @@ def check_quantity(value: object, unit: Unit, what: str) -> Quantity:
     """A budget value in ``unit``: positive, and between one and 1e30 in the unit's base."""
     quantity = Quantity(check_positive(value, what), unit)
     base = _KIND_DISPLAY[unit.kind]
-    if quantity.base_value > MAX_QUANTITY:
+    if quantity.base_value > MAX_QUANTITY * (1 + 1e-9):  # 1e21 GFLOPs is 1.0000000000000001e30
         raise UnitError(
             f"{what} must be at most 1e30 {base}, got {shown(value)} "
             f"({quantity.base_value:.3g} {base})"
@@ -138,9 +138,7 @@ def check_quantity(value: object, unit: Unit, what: str) -> Quantity:
 def check_count(value: object, what: str) -> int:
     """A count read from a file (baseline, report): an integer from 0 to 1e30."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUANTITY:
-        raise UnitError(
-            f"{what} must be an integer from 0 to 1e30, got {shown(value)}"
-        )
+        raise UnitError(f"{what} must be an integer from 0 to 1e30, got {shown(value)}")
     return value
 
 

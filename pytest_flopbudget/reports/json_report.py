@@ -181,7 +181,7 @@ def _count(row: Mapping[str, Any], key: str, where: str) -> int | None:
         return check_count(value, key)
     except UnitError:
         raise ReportError(
-            f"{where}.{key}: expected a non-negative integer up to 1e30 or null, got {shown(value)}"
+            f"{where}.{key}: expected a non-negative integer or null (at most 1e30), got {shown(value)}"
         ) from None
 
 
@@ -189,10 +189,10 @@ def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ReportError(f"{where}: expected a number, got {shown(value)}")
     try:
-        number = as_number(value, where)
+        number = check_count(value, where) if isinstance(value, int) else as_number(value, where)
     except UnitError:
         number = -1.0
-    if not 0 <= number <= MAX_QUANTITY:
+    if not 0 <= number <= MAX_QUANTITY * (1 + 1e-9):
         raise ReportError(f"{where}: expected a non-negative number up to 1e30, got {shown(value)}")
     return value
 
