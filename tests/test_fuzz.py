@@ -35,7 +35,6 @@ from pytest_flopbudget.budgets.config import KNOWN_KEYS
 from pytest_flopbudget.budgets.units import ALL_UNITS
 from pytest_flopbudget.cli import main
 
-
 PLUGIN_FRAME = re.compile(r"pytest_flopbudget[\\/][\w\\/]+\.py(:\d+|\", line)")
 EXAMPLES = int(os.environ.get("FLOPBUDGET_FUZZ_EXAMPLES", "0"))
 

@@ -7,6 +7,7 @@ The writer and the reader live together so that what one writes the other accept
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from json import JSONDecodeError
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +98,11 @@ def read(path: Path) -> Report:
         raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         data = strict_json.loads(text)
-    except ValueError as exc:
-        if hasattr(exc, "lineno"):
-            exc = f"{exc.msg} at line {exc.lineno} column {exc.colno}"  # type: ignore[attr-defined]
+    except JSONDecodeError as exc:
+        raise ReportError(
+            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except ValueError as exc:  # NaN, Infinity, too deep, an integer too long
         raise ReportError(f"{path}: not valid JSON: {exc}") from None
     return parse(data, str(path))
 
