@@ -261,29 +261,46 @@ def test_the_largest_budget_passes_and_its_reports_are_valid(pytester: pytest.Py
     assert report["results"][0]["budget"] == 1e30
 
 
-def test_control_characters_in_a_name_leave_the_junit_file_readable(
-    pytester: pytest.Pytester,
+@pytest.mark.parametrize("name", ["a\\x00b\\x1b", "a\\ud800", "tab\\tbed"])
+def test_a_name_with_control_characters_fails_the_test_and_leaves_the_reports_readable(
+    pytester: pytest.Pytester, name: str
 ) -> None:
     pytester.makepyfile(
-        test_target="""
+        test_target=f"""
 import pytest
 import torch
 
 
 @pytest.mark.flop_budget(gflops=1)
 def test_counts(flops):
-    flops(torch.nn.Linear(4, 4), torch.randn(1, 4), name="a\\x00b\\x1b\\x7f")
+    flops(torch.nn.Linear(4, 4), torch.randn(1, 4), name="{name}")
+
+
+@pytest.mark.flop_budget(gflops=1, name="{name}")
+def test_marker_name(flops):
+    flops(torch.nn.Linear(4, 4), torch.randn(1, 4))
 """
     )
-    result = run(pytester, "--junitxml=junit.xml", "--flop-budget-json=report.json")
-    assert_no_crash(result)
-    result.assert_outcomes(passed=1)
-    tree = ElementTree.parse(pytester.path / "junit.xml")
-    names = {prop.get("name") for prop in tree.iter("property")}
-    assert "flopbudget[a#x00b#x1B#x7F].macs" in names
-    report = strict_json(pytester.path / "report.json")
-    assert isinstance(report, dict)
-    assert report["results"][0]["name"] == "a\x00b\x1b\x7f"
+    result = run(pytester, "--junitxml=junit.xml", "--flop-budget-markdown=summary.md")
+    output = assert_no_crash(result)
+    result.assert_outcomes(failed=1, errors=1)
+    assert "CountError: flops(name=...) must be printable text" in output
+    assert (
+        "test_target.py::test_marker_name: @pytest.mark.flop_budget: name must be printable"
+        in output
+    )
+    ElementTree.parse(pytester.path / "junit.xml")
+
+
+def test_junit_property_names_escape_what_xml_cannot_hold() -> None:
+    from pytest_flopbudget.budgets.verdict import Verdict
+    from pytest_flopbudget.reports.junit import properties
+
+    verdict = Verdict(nodeid="t.py::t", name="a\x00b\x1b\x7f\ud800", status="error")
+    (name, value), *_ = properties([verdict])
+    assert (name, value) == ("flopbudget[a#x00b#x1B#x7F#xD800].status", "error")
+    element = ElementTree.Element("property", name=name, value=str(value))
+    ElementTree.fromstring(ElementTree.tostring(element))
 
 
 def compare(tmp_path: Path, old: str, new: str, *options: str) -> tuple[int, str, str]:

@@ -77,6 +77,15 @@ def check_tolerance(value: object, where: str) -> float:
     return number
 
 
+def is_utf8(text: str) -> bool:
+    """False for text with lone surrogates, which no file or terminal can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_choice(value: object, choices: Iterable[str]) -> bool:
     """``value in choices`` for any value: arrays and odd objects compare as not a choice."""
     return isinstance(value, str) and value in choices
@@ -130,6 +139,8 @@ def _read_options(
     name = options.get("name")
     if name is not None and (not isinstance(name, str) or not name):
         raise BudgetError(f"{where}: name must be a non-empty string, got {shown(name)}")
+    if name is not None and not (name.isprintable() and is_utf8(name)):
+        raise BudgetError(f"{where}: name must be printable text, got {shown(name)}")
     tolerance = options.get("tolerance")
     if tolerance is not None:
         tolerance = check_tolerance(tolerance, where)
