@@ -186,6 +186,7 @@ def test_a_baseline_path_no_file_can_have_is_a_usage_error_naming_the_key(
         ('{"version": 1, "tests": {"t": {"n": {"macs": ' + HUGE + ', "params": 1}}}}', "digits"),
         ('{"version": 1, "tests": {"t": {"n": {"macs": 1e31, "params": 1}}}}', "macs"),
         ('{"version": 1, "tests": {"t": {"n": {"macs": NaN, "params": 1}}}}', "NaN"),
+        ('{"version": 1, "tests": {"t\\ud800": {"n": {"macs": 1, "params": 1}}}}', "surrogate"),
         (
             '{"version": 1, "tests": {"t": {"n": {"macs": 10000000000000000000000000000001, "params": 1}}}}',
             "up to 1e30",
@@ -328,6 +329,7 @@ def _report(macs: str, module: str = "1") -> str:
         (_report("1", "1e400"), "results[0].by_module['a']: expected a non-negative number"),
         (_report("1", "1.7e308"), "results[0].by_module['a']: expected a non-negative number"),
         (_report("1", "NaN"), "NaN is not a JSON number"),
+        (_report("1").replace('"N"', '"\\udc00"'), "half a surrogate pair"),
         (_report("1", "-Infinity"), "-Infinity is not a JSON number"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ],

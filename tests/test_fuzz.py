@@ -68,7 +68,12 @@ edges = st.sampled_from(
 )
 integers = edges | st.integers() | big_integers
 floats = edges | st.floats()
-strings = st.sampled_from(WORDS) | st.text() | st.text(alphabet=st.characters(max_codepoint=31))
+strings = (
+    st.sampled_from(WORDS)
+    | st.text()
+    | st.text(alphabet=st.characters(max_codepoint=31))
+    | st.text(alphabet=st.characters(categories=["Cs"]), max_size=2)  # lone surrogates
+)
 numpy_values = (
     hnp.arrays(
         dtype=hnp.scalar_dtypes(), shape=hnp.array_shapes(min_dims=0, max_dims=2, max_side=3)
@@ -224,9 +229,9 @@ baselines = st.fixed_dictionaries(
     {
         "version": st.just(1) | json_values,
         "tests": st.dictionaries(
-            st.sampled_from([NODEID]) | st.text(max_size=5),
+            st.sampled_from([NODEID]) | strings,
             st.dictionaries(
-                st.sampled_from(["Linear", "head"]) | st.text(max_size=3),
+                st.sampled_from(["Linear", "head"]) | strings,
                 st.fixed_dictionaries(
                     {"macs": counts, "params": counts},
                     optional={"by_module_macs": st.dictionaries(st.text(max_size=3), counts)},

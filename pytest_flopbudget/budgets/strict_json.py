@@ -25,9 +25,28 @@ def loads(text: str) -> Any:
         return int(digits)
 
     try:
-        return json.loads(text, parse_constant=_constant, parse_int=_integer)
+        document = json.loads(text, parse_constant=_constant, parse_int=_integer)
     except RecursionError:
         raise ValueError("arrays or objects nested too deeply") from None
+    _check_text(document)
+    return document
+
+
+def _check_text(document: Any) -> None:
+    """JSON may escape half a surrogate pair (``"\\ud800"``); no file or terminal can hold it."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"{value!r:.60} holds half a surrogate pair") from None
 
 
 def dumps(document: Any, **options: Any) -> str:
