@@ -60,13 +60,10 @@ class Budget:
 def check_tolerance(value: object, where: str) -> float:
     try:
         number = as_number(value, "tolerance")
-    except UnitError as error:
-        if "too large" in str(error):
-            number = float("inf")
-        else:
-            raise BudgetError(
-                f"{where}: tolerance must be a number such as 0.02, got {shown(value)}"
-            ) from None
+    except UnitError:
+        raise BudgetError(
+            f"{where}: tolerance must be a number such as 0.02, got {shown(value)}"
+        ) from None
     if number < 0:
         raise BudgetError(f"{where}: tolerance must not be negative, got {shown(value)}")
     if number > MAX_TOLERANCE:

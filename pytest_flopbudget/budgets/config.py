@@ -122,10 +122,8 @@ def _fraction(
     value = section.get(key, default)
     try:
         number = as_number(value, key)
-    except UnitError as error:
-        if "too large" not in str(error):
-            raise ConfigError(f"{place} {key}: must be a number >= 0, got {shown(value)}") from None
-        number = float("inf")
+    except UnitError:
+        raise ConfigError(f"{place} {key}: must be a number >= 0, got {shown(value)}") from None
     if number < 0:
         raise ConfigError(f"{place} {key}: must be a number >= 0, got {shown(value)}")
     if below_one and number >= 1:

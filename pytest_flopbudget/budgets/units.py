@@ -92,26 +92,26 @@ def shown(value: object) -> str:
 
 
 def as_number(value: object, what: str) -> float:
-    """``value`` as a finite float: a Python or NumPy int or float, never a bool or an array.
+    """``value`` as a float: a Python or NumPy int or float, never a bool, NaN or an array.
 
-    Integers are compared as integers first, so one too large for a float is an error, not an
-    ``OverflowError``.
+    An integer too large for a float becomes an infinity of its sign, so that the caller's
+    range check names the limit instead of an ``OverflowError`` escaping.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise UnitError(f"{what} must be a number, got {shown(value)}")
     try:
-        if isinstance(value, numbers.Integral) and abs(int(value)) > MAX_QUANTITY:
-            raise OverflowError
         number = float(value)
-    except (OverflowError, ValueError, TypeError):
-        raise UnitError(f"{what} is too large (above 1e30), got {shown(value)}") from None
-    if not math.isfinite(number):
-        raise UnitError(f"{what} must be a finite number, got {shown(value)}")
+    except OverflowError:
+        number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
+    except (ValueError, TypeError):
+        raise UnitError(f"{what} must be a number, got {shown(value)}") from None
+    if math.isnan(number):
+        raise UnitError(f"{what} must be a number, got {shown(value)}")
     return number
 
 
 def check_positive(value: object, what: str) -> float:
-    """Return ``value`` as a float if it is a finite number above zero."""
+    """``value`` as a float above zero; an infinity for an integer too large (callers bound it)."""
     number = as_number(value, what)
     if number <= 0:
         raise UnitError(f"{what} must be a positive number, got {shown(value)}")
