@@ -371,6 +371,7 @@ class FlopBudgetManager:
             return
         from .budgets.record import TestRecord
         from .budgets.stale import find_stale
+        from .reports.json_report import ReportError
         from .reports.update import UpdateError
 
         records = sorted(self.records.values(), key=TestRecord.sort_key)
@@ -380,7 +381,7 @@ class FlopBudgetManager:
         self.stale = (*self.stale, *self.scopes.stale(records, scope))
         try:
             self._write_reports(records, scope, staleness)
-        except (OSError, UpdateError) as error:
+        except (OSError, UpdateError, ReportError) as error:
             self.notes.append((f"pytest-flopbudget: {error}", {"red": True, "bold": True}))
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED

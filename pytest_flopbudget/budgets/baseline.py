@@ -8,7 +8,6 @@ counted under ``ops = "dense"`` says so; an entry without ``ops`` was counted un
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 from ..counting.op_conventions import DEFAULT_OPS, OPS_CONVENTIONS
 from . import environment as environment_info
+from . import strict_json
+from .units import UnitError, check_count, shown
 
 FORMAT_VERSION = 1
 
@@ -63,20 +64,28 @@ def _ops(value: object, where: str) -> str:
 
 
 def _int(value: object, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BaselineError(f"{where}: expected a non-negative integer, got {value!r}")
-    return value
+    try:
+        return check_count(value, "count")
+    except UnitError:
+        raise BaselineError(
+            f"{where}: expected a non-negative integer up to 1e30, got {shown(value)}"
+        ) from None
 
 
 def load(path: Path) -> Baseline:
     """Read ``path``; a missing file is an empty baseline, a corrupted one an error."""
-    if not path.exists():
-        return Baseline(path, {}, exists=False)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Baseline(path, {}, exists=False)
+    except UnicodeDecodeError as error:
         raise BaselineError(f"{path}: cannot read the baseline: {error}") from None
-    except json.JSONDecodeError as error:
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise BaselineError(f"{path}: cannot read the baseline: {reason}") from None
+    try:
+        data = strict_json.loads(text)
+    except ValueError as error:
         raise BaselineError(
             f"{path}: the baseline is not valid JSON ({error}); it may be half-written or "
             "hand-edited. Restore it from version control or rewrite it with --flop-budget-update"
@@ -122,7 +131,7 @@ def render(
     document: dict[str, Any] = {"version": FORMAT_VERSION, "unit": "MACs", "tests": tests}
     if environment:
         document["environment"] = dict(environment)
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+    return strict_json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
 def merged(

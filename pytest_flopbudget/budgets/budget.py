@@ -6,13 +6,22 @@ comparing it with a count under a given convention is the verdict's job.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..counting.op_conventions import OPS_CONVENTIONS
-from .units import COMPUTE_UNITS, PARAM_UNITS, Quantity, UnitError, check_positive, parse_quantities
+from .units import (
+    COMPUTE_UNITS,
+    MAX_TOLERANCE,
+    PARAM_UNITS,
+    Quantity,
+    UnitError,
+    as_number,
+    check_quantity,
+    parse_quantities,
+    shown,
+)
 
 MARKER_NAME = "flop_budget"
 ENTRY_OPTION_KEYS = ("tolerance", "on_exceed")
@@ -52,11 +61,34 @@ class Budget:
 
 
 def check_tolerance(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BudgetError(f"{where}: tolerance must be a number such as 0.02, got {value!r}")
-    if value < 0:
-        raise BudgetError(f"{where}: tolerance must not be negative, got {value!r}")
-    return float(value)
+    try:
+        number = as_number(value, "tolerance")
+    except UnitError:
+        raise BudgetError(
+            f"{where}: tolerance must be a number such as 0.02, got {shown(value)}"
+        ) from None
+    if number < 0:
+        raise BudgetError(f"{where}: tolerance must not be negative, got {shown(value)}")
+    if number > MAX_TOLERANCE:
+        raise BudgetError(
+            f"{where}: tolerance must be at most {MAX_TOLERANCE} ({MAX_TOLERANCE:.0%}), "
+            f"got {shown(value)}"
+        )
+    return number
+
+
+def is_utf8(text: str) -> bool:
+    """False for text with lone surrogates, which no file or terminal can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def is_choice(value: object, choices: Iterable[str]) -> bool:
+    """``value in choices`` for any value: arrays and odd objects compare as not a choice."""
+    return isinstance(value, str) and value in choices
 
 
 def _from_arguments(
@@ -76,10 +108,10 @@ def _from_arguments(
         unit = COMPUTE_UNITS.get(key) or PARAM_UNITS.get(key)
         if unit is not None:
             try:
-                number = check_positive(value, f"{key}")
+                quantity = check_quantity(value, unit, f"{key}")
             except UnitError as error:
                 raise BudgetError(f"{where}: {error}") from None
-            (params if unit.kind == "params" else compute).append(Quantity(number, unit))
+            (params if unit.kind == "params" else compute).append(quantity)
         elif key in allowed:
             options[key] = value
         else:
@@ -102,11 +134,13 @@ def _read_options(
     options: Mapping[str, Any], where: str
 ) -> tuple[str | None, float | None, str | None]:
     on_exceed = options.get("on_exceed")
-    if on_exceed is not None and on_exceed not in ON_EXCEED_CHOICES:
-        raise BudgetError(f'{where}: on_exceed must be "fail" or "warn", got {on_exceed!r}')
+    if on_exceed is not None and not is_choice(on_exceed, ON_EXCEED_CHOICES):
+        raise BudgetError(f'{where}: on_exceed must be "fail" or "warn", got {shown(on_exceed)}')
     name = options.get("name")
     if name is not None and (not isinstance(name, str) or not name):
-        raise BudgetError(f"{where}: name must be a non-empty string, got {name!r}")
+        raise BudgetError(f"{where}: name must be a non-empty string, got {shown(name)}")
+    if name is not None and not (name.isprintable() and is_utf8(name)):
+        raise BudgetError(f"{where}: name must be printable text, got {shown(name)}")
     tolerance = options.get("tolerance")
     if tolerance is not None:
         tolerance = check_tolerance(tolerance, where)
@@ -119,9 +153,9 @@ def count_options_from_marker(kwargs: Mapping[str, Any], where: str) -> dict[str
     for key, choices in COUNT_OPTION_CHOICES.items():
         if key in kwargs:
             value = kwargs[key]
-            if value not in choices:
+            if not is_choice(value, choices):
                 allowed = " or ".join(f'"{choice}"' for choice in choices)
-                raise BudgetError(f"{where}: {key} must be {allowed}, got {value!r}")
+                raise BudgetError(f"{where}: {key} must be {allowed}, got {shown(value)}")
             options[key] = value
     return options
 
@@ -136,7 +170,7 @@ def budget_from_marker(
     """
     if len(args) > 1 or (args and not isinstance(args[0], str)):
         raise BudgetError(
-            f"{where}: positional arguments are not accepted (got {args!r}); "
+            f"{where}: positional arguments are not accepted (got {shown(args)}); "
             "write e.g. flop_budget(gflops=4.1) or flop_budget('4.1 GFLOPs')"
         )
     extra: list[Quantity] = []
@@ -170,7 +204,7 @@ def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -
     else:
         raise BudgetError(
             f'{where}: expected a string such as "4.1 GFLOPs" or a table such as '
-            f"{{ gflops = 4.1, mparams = 25.6 }}, got {type(value).__name__} {value!r}"
+            f"{{ gflops = 4.1, mparams = 25.6 }}, got {type(value).__name__} {shown(value)}"
         )
     _, tolerance, on_exceed = _read_options(options, where)
     name = None if is_nodeid else key

@@ -6,7 +6,6 @@ Every error names the file and the key.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,8 +20,10 @@ from .budget import (
     BudgetError,
     budget_from_entry,
     check_tolerance,
+    is_choice,
     looks_like_nodeid,
 )
+from .units import MAX_TOLERANCE, UnitError, as_number, shown
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -107,9 +108,16 @@ def read_pyproject(path: Path) -> dict[str, Any]:
             document = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text, as TOML must be ({error.reason})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
-    section = document.get("tool", {}).get("flopbudget", {})
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: [tool] must be a table, got {type(tool).__name__}")
+    section = tool.get("flopbudget", {})
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [{SECTION}] must be a table, got {type(section).__name__}")
     return section
@@ -119,9 +127,9 @@ def _choice(
     section: Mapping[str, Any], key: str, choices: Sequence[str], default: str, place: str
 ) -> str:
     value = section.get(key, default)
-    if value not in choices:
+    if not is_choice(value, choices):
         allowed = " or ".join(f'"{choice}"' for choice in choices)
-        raise ConfigError(f"{place} {key}: must be {allowed}, got {value!r}")
+        raise ConfigError(f"{place} {key}: must be {allowed}, got {shown(value)}")
     return str(value)
 
 
@@ -129,16 +137,19 @@ def _fraction(
     section: Mapping[str, Any], key: str, default: float, place: str, *, below_one: bool = False
 ) -> float:
     value = section.get(key, default)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ConfigError(f"{place} {key}: must be a number >= 0, got {value!r}")
-    if below_one and value >= 1:
-        raise ConfigError(f"{place} {key}: must be below 1 (a share of the budget), got {value!r}")
-    return float(value)
+    try:
+        number = as_number(value, key)
+    except UnitError:
+        raise ConfigError(f"{place} {key}: must be a number >= 0, got {shown(value)}") from None
+    if number < 0:
+        raise ConfigError(f"{place} {key}: must be a number >= 0, got {shown(value)}")
+    if below_one and number >= 1:
+        raise ConfigError(
+            f"{place} {key}: must be below 1 (a share of the budget), got {shown(value)}"
+        )
+    if number > MAX_TOLERANCE:
+        raise ConfigError(f"{place} {key}: must be at most {MAX_TOLERANCE}, got {shown(value)}")
+    return number
 
 
 def _budgets(
@@ -185,8 +196,12 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
             )
 
     flops_per_mac = section.get("flops_per_mac", 1)
-    if isinstance(flops_per_mac, bool) or flops_per_mac not in (1, 2):
-        raise ConfigError(f"{place} flops_per_mac: must be 1 or 2, got {flops_per_mac!r}")
+    if (
+        isinstance(flops_per_mac, bool)
+        or not isinstance(flops_per_mac, (int, float))
+        or (flops_per_mac not in (1, 2))
+    ):
+        raise ConfigError(f"{place} flops_per_mac: must be 1 or 2, got {shown(flops_per_mac)}")
     try:
         tolerance = check_tolerance(section.get("tolerance", 0.0), f"{place} tolerance")
     except BudgetError as error:
@@ -197,15 +212,17 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
     if baseline is not None:
         if not isinstance(baseline, str) or not baseline.strip():
             raise ConfigError(
-                f'{place} baseline: must be a file path such as "flopbudget.json", got {baseline!r}'
+                f'{place} baseline: must be a file path such as "flopbudget.json", '
+                f"got {shown(baseline)}"
             )
         root = path.parent if path is not None else Path.cwd()
-        baseline_path = (root / baseline).resolve()
+        baseline_path = usable_path(root / baseline, f"{place} baseline: {baseline!r}")
 
     hardware = section.get("hardware", [])
     if not isinstance(hardware, list) or not all(isinstance(item, str) for item in hardware):
         raise ConfigError(
-            f'{place} hardware: must be a list of device names such as ["T4", "A100:fp16"], got {hardware!r}'
+            f'{place} hardware: must be a list of device names such as ["T4", "A100:fp16"], '
+            f"got {shown(hardware)}"
         )
     _check_hardware(hardware, f"{place} hardware")
 
@@ -285,9 +302,36 @@ def load_settings(
     return replace(settings, **overrides)
 
 
+def usable_path(path: Path, place: str, *, resolve: bool = True) -> Path:
+    """``path`` made absolute, or a :class:`ConfigError` saying why no file can live there.
+
+    ``resolve=False`` keeps symbolic links in the returned path (``/dev/stdout`` must stay
+    ``/dev/stdout``, a symlinked report is written through its link); the checks are the same.
+
+    Catches at start-up what would otherwise fail when the file is read or written: a NUL
+    byte, an unknown ``~user``, a name too long for the file system, a loop of symbolic links.
+    """
+    problem = None
+    try:
+        absolute = path.expanduser().absolute()
+        resolved = absolute.resolve()
+        os.stat(resolved)
+    except FileNotFoundError:
+        return resolved if resolve else absolute
+    except ValueError:  # an embedded NUL byte
+        problem = "not a usable path (it contains a NUL byte)"
+    except RuntimeError as error:  # an unknown ~user, or a symlink loop resolve() met
+        problem = f"not a usable path ({error})"
+    except OSError as error:  # too long, a loop of symbolic links, a file used as a directory
+        problem = f"not a usable path ({error.strerror or error})"
+    else:
+        return resolved if resolve else absolute
+    raise ConfigError(f"{place}: {problem}")
+
+
 def check_writable(raw: str, option: str) -> Path:
     """The absolute path, not resolved: ``/dev/stdout`` must stay ``/dev/stdout``."""
-    path = Path(raw).expanduser().absolute()
+    path = usable_path(Path(raw), f"{option}={shown(raw)}", resolve=False)
     if path.is_dir():
         raise ConfigError(f"{option}={raw}: is a directory; give a file path")
     if path.exists() and not path.is_file():  # a device or a pipe: written into

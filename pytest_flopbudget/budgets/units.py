@@ -8,7 +8,9 @@ value does not, which is why both families exist.
 from __future__ import annotations
 
 import math
+import numbers
 import re
+import reprlib
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -19,6 +21,15 @@ Kind = Literal["flops", "macs", "params"]
 PREFIXES: dict[str, float] = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 _DISPLAY_PREFIX = {"": "", "k": "K", "m": "M", "g": "G", "t": "T"}
 _KIND_DISPLAY = {"flops": "FLOPs", "macs": "MACs", "params": "params"}
+
+# The range every number the plugin reads must lie in, so that arithmetic on it stays finite
+# and every report stays valid JSON. 1e30 is 10^17 times a 7B model's training step.
+MAX_QUANTITY = 10**30  # budgets and counts, in FLOPs, MACs or parameters
+MIN_BUDGET = 1  # a budget below one FLOP, MAC or parameter can only be met by nothing
+MAX_TOLERANCE = 100  # relative slack: 100 = 10,000%
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = _SHOWN.maxlong = 60
 
 
 @dataclass(frozen=True)
@@ -78,38 +89,88 @@ class Quantity:
         return float(Decimal(repr(self.value)) * Decimal(repr(self.unit.scale)))
 
 
+def shown(value: object) -> str:
+    """A value's repr for an error message: a huge number, string or array is abbreviated."""
+    try:
+        return _SHOWN.repr(value)
+    except Exception:  # a repr that raises must not hide the error being reported
+        return f"<{type(value).__name__}>"
+
+
+def as_number(value: object, what: str) -> float:
+    """``value`` as a float: a Python or NumPy int or float, never a bool, NaN or an array.
+
+    An integer too large for a float becomes an infinity of its sign, so that the caller's
+    range check names the limit instead of an ``OverflowError`` escaping.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise UnitError(f"{what} must be a number, got {shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
+    except (ValueError, TypeError):
+        raise UnitError(f"{what} must be a number, got {shown(value)}") from None
+    if math.isnan(number):
+        raise UnitError(f"{what} must be a number, got {shown(value)}")
+    return number
+
+
 def check_positive(value: object, what: str) -> float:
-    """Return ``value`` as a float if it is a finite number above zero."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UnitError(f"{what} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise UnitError(f"{what} must be a positive number, got {value!r}")
-    return float(value)
+    """``value`` as a float above zero; an infinity for an integer too large (callers bound it)."""
+    number = as_number(value, what)
+    if number <= 0:
+        raise UnitError(f"{what} must be a positive number, got {shown(value)}")
+    return number
+
+
+def check_quantity(value: object, unit: Unit, what: str) -> Quantity:
+    """A budget value in ``unit``: positive, and between one and 1e30 in the unit's base."""
+    quantity = Quantity(check_positive(value, what), unit)
+    base = _KIND_DISPLAY[unit.kind]
+    if quantity.base_value > MAX_QUANTITY * (1 + 1e-9):  # 1e21 GFLOPs is 1.0000000000000001e30
+        raise UnitError(
+            f"{what} must be at most 1e30 {base}, got {shown(value)} "
+            f"({quantity.base_value:.3g} {base})"
+        )
+    if quantity.base_value < MIN_BUDGET:
+        raise UnitError(
+            f"{what} must be at least one {base.rstrip('s')} (only a model that costs nothing "
+            f"could meet less), got {shown(value)} ({quantity.base_value:.3g} {base})"
+        )
+    return quantity
+
+
+def check_count(value: object, what: str) -> int:
+    """A count read from a file (baseline, report): an integer from 0 to 1e30."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUANTITY:
+        raise UnitError(f"{what} must be an integer from 0 to 1e30, got {shown(value)}")
+    return value
 
 
 def parse_quantities(text: str) -> list[Quantity]:
     """Parse ``"4.1 GFLOPs"`` or ``"4.1 GFLOPs, 25.6M params"`` into quantities."""
     if not isinstance(text, str):
-        raise UnitError(f"expected a string such as '4.1 GFLOPs', got {text!r}")
+        raise UnitError(f"expected a string such as '4.1 GFLOPs', got {shown(text)}")
     parts = [part for part in text.split(",")]
     if not text.strip() or any(not part.strip() for part in parts):
         raise UnitError(
-            f"cannot read {text!r}: expected e.g. '4.1 GFLOPs', '300 MMACs', '25.6M params'"
+            f"cannot read {shown(text)}: expected e.g. '4.1 GFLOPs', '300 MMACs', '25.6M params'"
         )
     quantities = []
     for part in parts:
         match = _QUANTITY.match(part)
         if match is None:
             raise UnitError(
-                f"cannot read {part.strip()!r}: expected a number and a unit, e.g. '4.1 GFLOPs', "
+                f"cannot read {shown(part.strip())}: expected a number and a unit, e.g. '4.1 GFLOPs', "
                 "'300 MMACs', '25.6M params' (prefixes K, M, G, T)"
             )
         kind = match["kind"].lower().rstrip("s") + "s"
         prefix = (match["prefix"] or "").lower()
         if kind == "params" and prefix not in ("", "k", "m", "g"):
-            raise UnitError(f"cannot read {part.strip()!r}: parameter counts take K, M or G")
-        value = check_positive(float(match["number"]), f"{part.strip()!r}")
-        quantities.append(Quantity(value, Unit(kind, prefix)))  # type: ignore[arg-type]
+            raise UnitError(f"cannot read {shown(part.strip())}: parameter counts take K, M or G")
+        unit = Unit(kind, prefix)  # type: ignore[arg-type]
+        quantities.append(check_quantity(float(match["number"]), unit, shown(part.strip())))
     return quantities
 
 

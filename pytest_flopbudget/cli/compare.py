@@ -8,11 +8,11 @@ rendering is ``reports.comparison``'s.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import TextIO
 
+from ..budgets import strict_json
 from ..budgets.comparison import DEFAULT_TOP, ConventionMismatch, compare
 from ..reports import json_report
 from ..reports.comparison import render_markdown, render_text, to_dict
@@ -106,7 +106,7 @@ def _run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"flopbudget compare: error: {exc}", file=err)
         return EXIT_USAGE
     if args.format == "json":
-        out.write(json.dumps(to_dict(comparison), indent=2) + "\n")
+        out.write(strict_json.dumps(to_dict(comparison), indent=2) + "\n")
     elif args.format == "markdown":
         out.write(render_markdown(comparison))
     else:

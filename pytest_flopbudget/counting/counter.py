@@ -44,7 +44,11 @@ def count_model(
         raise CountError(f"flops() needs a torch.nn.Module, got {type(model).__name__}")
     label = name if name is not None else type(model).__name__
     if not isinstance(label, str) or not label:
-        raise CountError(f"flops(name=...) must be a non-empty string, got {name!r}")
+        raise CountError(f"flops(name=...) must be a non-empty string, got {name!r:.80}")
+    if not label.isprintable() or _unencodable(label):
+        # names reach terminals, Markdown and XML: control characters and lone surrogates
+        # would corrupt all three
+        raise CountError(f"flops(name=...) must be printable text, got {label!r:.80}")
     try:
         ops = check_ops(ops)
     except ValueError as error:
@@ -256,3 +260,11 @@ def count_abstract(
         )
     with torch.set_grad_enabled(grad):
         return count_with_torch(model, args, kwargs, train=train)
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

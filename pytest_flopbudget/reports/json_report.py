@@ -6,17 +6,18 @@ The writer and the reader live together so that what one writes the other accept
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping, Sequence
+from json import JSONDecodeError
 from pathlib import Path
 from typing import Any
 
+from ..budgets import strict_json
 from ..budgets.comparison import Key, Model, Report
 from ..budgets.config import Settings
 from ..budgets.environment import read as read_environment
 from ..budgets.record import TestRecord
 from ..budgets.stale import StaleEntry
+from ..budgets.units import MAX_QUANTITY, UnitError, as_number, check_count, shown
 from ..counting.op_conventions import DEFAULT_OPS, OPS_CONVENTIONS
 from .files import write_atomically
 
@@ -92,15 +93,18 @@ def write(
     stale: Sequence[StaleEntry] = (),
     environment: Mapping[str, str] | None = None,
 ) -> None:
-    document = build(records, settings, stale, environment)
-    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    write_atomically(path, text)
+    try:
+        document = build(records, settings, stale, environment)
+        text = strict_json.dumps(document, indent=2, sort_keys=True)
+    except ValueError as exc:  # NaN or an infinity: no reader would accept the file
+        raise ReportError(f"{path}: not written: {exc}") from None
+    write_atomically(path, text + "\n")
 
 
 def looks_like_report(content: bytes) -> bool:
     """Whether an existing file is one of these reports, which a new run may replace."""
     try:
-        data = json.loads(content.decode("utf-8-sig"))
+        data = strict_json.loads(content.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError):
         return False
     return isinstance(data, dict) and {"version", "convention", "results"} <= data.keys()
@@ -119,11 +123,13 @@ def read(path: Path) -> Report:
     except OSError as exc:
         raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = strict_json.loads(text)
+    except JSONDecodeError as exc:
         raise ReportError(
             f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except ValueError as exc:  # NaN, Infinity, too deep, an integer too long
+        raise ReportError(f"{path}: not valid JSON: {exc}") from None
     return parse(data, str(path))
 
 
@@ -142,7 +148,7 @@ def _parse(data: Any, source: str) -> Report:
         raise ReportError("no 'version': not a report written by --flop-budget-json")
     version = data["version"]
     if version != SUPPORTED_VERSION or isinstance(version, bool):
-        raise ReportError(f"unsupported report version {version!r} (supported: 1)")
+        raise ReportError(f"unsupported report version {shown(version)} (supported: 1)")
     flops_per_mac = _convention(data.get("convention"))
     ops = _ops(data["convention"].get("ops", DEFAULT_OPS), "convention.ops")
     results = data.get("results")
@@ -173,7 +179,7 @@ def _convention(convention: Any) -> int:
         raise ReportError(f"'convention' must be an object, got {_json_type(convention)}")
     flops_per_mac = convention.get("flops_per_mac")
     if flops_per_mac not in (1, 2) or isinstance(flops_per_mac, bool):
-        raise ReportError(f"convention.flops_per_mac must be 1 or 2, got {flops_per_mac!r}")
+        raise ReportError(f"convention.flops_per_mac must be 1 or 2, got {shown(flops_per_mac)}")
     return int(flops_per_mac)
 
 
@@ -228,16 +234,23 @@ def _count(row: Mapping[str, Any], key: str, where: str) -> int | None:
     value = row.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ReportError(f"{where}.{key}: expected a non-negative integer or null, got {value!r}")
-    return value
+    try:
+        return check_count(value, key)
+    except UnitError:
+        raise ReportError(
+            f"{where}.{key}: expected a non-negative integer or null (at most 1e30), got {shown(value)}"
+        ) from None
 
 
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ReportError(f"{where}: expected a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ReportError(f"{where}: expected a non-negative number, got {value!r}")
+        raise ReportError(f"{where}: expected a number, got {shown(value)}")
+    try:
+        number = check_count(value, where) if isinstance(value, int) else as_number(value, where)
+    except UnitError:
+        number = -1.0
+    if not 0 <= number <= MAX_QUANTITY * (1 + 1e-9):
+        raise ReportError(f"{where}: expected a non-negative number up to 1e30, got {shown(value)}")
     return value
 
 
@@ -253,5 +266,5 @@ def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"the number {value!r}"
+        return f"the number {shown(value)}"
     return names.get(type(value), type(value).__name__)

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 from ..budgets.verdict import Verdict
+
+# What XML 1.0 cannot hold (and DEL): pytest escapes property values, but not their names.
+_NOT_XML = re.compile(
+    "[^\u0009\u000a\u000d\u0020-\u007e\u0080-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with the characters XML forbids shown as ``#x1B``, as pytest shows values."""
+    return _NOT_XML.sub(lambda match: f"#x{ord(match.group()):02X}", text)
 
 
 def properties(verdicts: list[Verdict]) -> list[tuple[str, object]]:
     props: list[tuple[str, object]] = []
     for verdict in verdicts:
-        prefix = f"flopbudget[{verdict.name}]"
+        prefix = f"flopbudget[{xml_safe(verdict.name)}]"
         if verdict.counted:
             props += [
                 (f"{prefix}.flops", verdict.flops),
                 (f"{prefix}.macs", verdict.macs),
                 (f"{prefix}.params", verdict.params),
             ]
-        if verdict.budget_flops is not None:
+        if verdict.budget_flops is not None and math.isfinite(verdict.budget_flops):
             props.append((f"{prefix}.budget_flops", int(verdict.budget_flops)))
         if verdict.baseline_macs is not None:
             props.append((f"{prefix}.baseline_macs", verdict.baseline_macs))
