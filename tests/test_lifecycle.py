@@ -176,27 +176,26 @@ def test_an_interrupted_run_writes_nothing(
 def test_a_run_stopped_at_the_first_failure_writes_nothing(
     suite: pytest.Pytester, plugin_args: tuple[str, ...], stop: str
 ) -> None:
-    if stop == "--sw" and plugin_args == ("-n", "2"):
-        pytest.skip("--sw is incompatible with xdist")  # pytest-xdist refuses it
     (suite.path / "tests" / "sub" / "test_0_fail.py").write_text(
         "def test_fail():\n    assert False\n"
     )
     result = suite.runpytest(*plugin_args, "--flop-budget-update", stop)
-    assert result.parseoutcomes()["failed"] == 1
+    assert result.parseoutcomes()["failed"] == 1  # under xdist, --sw is off and all ran
     assert _files(suite) == (PYPROJECT, BASELINE)
 
 
 def test_stepwise_resuming_after_a_fixed_failure_keeps_the_tests_it_skipped(
     suite: pytest.Pytester, plugin_args: tuple[str, ...]
 ) -> None:
-    if plugin_args == ("-n", "2"):
-        pytest.skip("--sw is incompatible with xdist")  # pytest-xdist refuses it
     failing = suite.path / "tests" / "sub" / "test_c.py"
     failing.write_text("def test_three():\n    assert False\n")
     suite.runpytest(*plugin_args, "--sw")
     failing.write_text("def test_three():\n    pass\n")
     result = suite.runpytest(*plugin_args, "--sw", "--flop-budget-update")
-    result.assert_outcomes(passed=2, deselected=1)
+    if plugin_args == ("-n", "2"):
+        assert result.ret == pytest.ExitCode.OK  # pytest-xdist and --sw do not combine well
+    else:
+        result.assert_outcomes(passed=2, deselected=1)
     assert _files(suite) == (PYPROJECT, BASELINE)
 
 
