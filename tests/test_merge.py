@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pytest_flopbudget.cli import main
-
 from conftest import CONV_MACS, FFN_MACS, FFN_PARAMS
 from test_cli import model, report, run_main, write
+
+from pytest_flopbudget.cli import main
 
 CONV_PARAMS = 8 * 3 * 3 * 3 + 8  # weights plus biases of Conv2d(3, 8, 3)
 
@@ -51,7 +50,7 @@ def test_the_merged_report_is_read_by_compare(
     full = write(
         tmp_path, "full.json", report(model(nodeid="t.py::test_a"), model(nodeid="t.py::test_b"))
     )
-    code, out, err = run_main(capsys, "compare", full, tmp_path / "m.json")
+    code, _out, err = run_main(capsys, "compare", full, tmp_path / "m.json")
     assert code == 0, err
 
 
@@ -60,7 +59,7 @@ def test_shards_with_different_flops_per_mac_are_refused_naming_the_file(
 ) -> None:
     a = write(tmp_path, "a.json", shard(model(nodeid="t.py::a")))
     b = write(tmp_path, "b.json", shard(model(nodeid="t.py::b", flops_per_mac=2), flops_per_mac=2))
-    code, out, err = run_main(capsys, "merge", a, b, "-o", tmp_path / "m.json")
+    code, _out, err = run_main(capsys, "merge", a, b, "-o", tmp_path / "m.json")
     assert code == 2
     assert f"{b}: convention.flops_per_mac is 2 but 1 in {a}" in err
     assert not (tmp_path / "m.json").exists()
@@ -73,7 +72,7 @@ def test_shards_with_different_ops_conventions_are_refused(
     dense["convention"]["ops"] = "dense"
     a = write(tmp_path, "a.json", shard(model(nodeid="t.py::a")))
     b = write(tmp_path, "b.json", dense)
-    code, out, err = run_main(capsys, "merge", a, b)
+    code, _out, err = run_main(capsys, "merge", a, b)
     assert code == 2
     assert f"{b}: convention.ops is 'dense' but 'fvcore' in {a}" in err
 
@@ -83,7 +82,7 @@ def test_one_model_counted_differently_by_two_shards_is_refused(
 ) -> None:
     a = write(tmp_path, "a.json", shard(model()))
     b = write(tmp_path, "b.json", shard(model(macs=FFN_MACS + 1)))
-    code, out, err = run_main(capsys, "merge", a, b, "-o", tmp_path / "m.json")
+    code, _out, err = run_main(capsys, "merge", a, b, "-o", tmp_path / "m.json")
     assert code == 2
     assert f"{b}: tests/test_models.py::test_ffn [FFN] counted" in err
     assert f"macs={FFN_MACS + 1}" in err and f"macs={FFN_MACS}" in err
@@ -112,14 +111,14 @@ def test_a_bad_shard_is_refused_naming_the_file(
 ) -> None:
     good = write(tmp_path, "good.json", shard(model()))
     bad = write(tmp_path, "bad.json", content)
-    code, out, err = run_main(capsys, "merge", good, bad, "-o", tmp_path / "m.json")
+    code, _out, err = run_main(capsys, "merge", good, bad, "-o", tmp_path / "m.json")
     assert code == 2
     assert f"flopbudget merge: error: {bad}: " in err and problem in err
     assert not (tmp_path / "m.json").exists()
 
 
 def test_a_missing_shard_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_main(capsys, "merge", tmp_path / "nope.json")
+    code, _out, err = run_main(capsys, "merge", tmp_path / "nope.json")
     assert code == 2
     assert "nope.json: no such file" in err
 
@@ -129,7 +128,7 @@ def test_an_output_that_is_not_a_report_is_left_alone(
 ) -> None:
     a = write(tmp_path, "a.json", shard(model()))
     notes = write(tmp_path, "notes.txt", "my notes\n")
-    code, out, err = run_main(capsys, "merge", a, "-o", notes)
+    code, _out, err = run_main(capsys, "merge", a, "-o", notes)
     assert code == 2
     assert "is not a JSON report written by pytest-flopbudget" in err
     assert notes.read_text() == "my notes\n"
