@@ -2,7 +2,8 @@
 
 ``flopbudget compare OLD.json NEW.json`` diffs two ``--flop-budget-json`` reports, so CI can
 fail a change that makes a model bigger even where no budget catches it. This module only
-parses arguments and hands each command to its module (``compare.py``).
+parses arguments and hands each command to its module (``compare.py``, ``merge.py``).
+``flopbudget merge SHARD.json... -o MERGED.json`` combines the reports of a sharded run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from . import compare
+from . import compare, merge
 
 EXIT_USAGE = 2
 
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("flopbudget: error: choose a command: compare", file=sys.stderr)
+        print("flopbudget: error: choose a command: compare, merge", file=sys.stderr)
         return EXIT_USAGE
     return args.run(args, sys.stdout, sys.stderr)
 
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     compare.add_parser(commands)
+    merge.add_parser(commands)
     return parser
 
 

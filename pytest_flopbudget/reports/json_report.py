@@ -112,6 +112,11 @@ def looks_like_report(content: bytes) -> bool:
 
 def read(path: Path) -> Report:
     """Read and check one report file; every failure is a :class:`ReportError` naming the file."""
+    return parse(load(path), str(path))
+
+
+def load(path: Path) -> Any:
+    """The decoded JSON of a report file, unchecked (``parse`` checks it); errors name the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -130,7 +135,7 @@ def read(path: Path) -> Report:
         ) from None
     except ValueError as exc:  # NaN, Infinity, too deep, an integer too long
         raise ReportError(f"{path}: not valid JSON: {exc}") from None
-    return parse(data, str(path))
+    return data
 
 
 def parse(data: Any, source: str) -> Report:
