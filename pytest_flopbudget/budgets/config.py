@@ -101,11 +101,11 @@ def count_options(settings: Settings, marker_options: Mapping[str, str]) -> Coun
     )
 
 
-def read_pyproject(path: Path) -> dict[str, Any]:
-    """The ``[tool.flopbudget]`` table of ``path`` (empty if absent)."""
+def load_toml(path: Path) -> dict[str, Any]:
+    """A whole TOML file, or a :class:`ConfigError` naming the file and what is wrong."""
     try:
         with path.open("rb") as handle:
-            document = tomllib.load(handle)
+            return tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
     except UnicodeDecodeError as error:
@@ -114,10 +114,19 @@ def read_pyproject(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
+
+
+def tool_table(path: Path, document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``[tool]`` of a TOML document (empty if absent), checked to be a table."""
     tool = document.get("tool", {})
     if not isinstance(tool, dict):
         raise ConfigError(f"{path}: [tool] must be a table, got {type(tool).__name__}")
-    section = tool.get("flopbudget", {})
+    return tool
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """The ``[tool.flopbudget]`` table of ``path`` (empty if absent)."""
+    section = tool_table(path, load_toml(path)).get("flopbudget", {})
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [{SECTION}] must be a table, got {type(section).__name__}")
     return section

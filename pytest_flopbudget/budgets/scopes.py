@@ -22,15 +22,23 @@ from typing import Any
 
 from .baseline import Baseline, BaselineEntry
 from .budget import Budget
-from .config import SECTION, ConfigError, Settings, settings_from_pyproject
+from .config import (
+    SECTION,
+    ConfigError,
+    Settings,
+    load_toml,
+    read_pyproject,
+    settings_from_pyproject,
+    tool_table,
+)
 from .record import TestRecord
 from .scope import RunScope
 from .stale import GONE, StaleEntry
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    pass
 
 PYPROJECT = "pyproject.toml"
 # Settings a nested table may set: they decide how one test is counted and judged.
@@ -69,20 +77,10 @@ class Table:
 
 def read_section(path: Path) -> dict[str, Any] | None:
     """``[tool.flopbudget]`` of ``path``; ``None`` when the file has no such table."""
-    try:
-        with path.open("rb") as handle:
-            document = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: invalid TOML: {error}") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
-    tool = document.get("tool", {})
-    if not isinstance(tool, dict) or "flopbudget" not in tool:
+    tool = tool_table(path, load_toml(path))
+    if "flopbudget" not in tool:
         return None
-    section = tool["flopbudget"]
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: [{SECTION}] must be a table, got {type(section).__name__}")
-    return section
+    return read_pyproject(path)
 
 
 def _prefix(directory: Path, rootdir: Path) -> str | None:

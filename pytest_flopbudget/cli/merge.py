@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from ..budgets import strict_json
 from ..budgets.units import format_quantity
+from ..reports.comparison import aligned
 from ..reports.files import ForeignFileError, check_ours, write_atomically
 from ..reports.json_report import ReportError, looks_like_report
 from ..reports.shards import merge, read_shard
@@ -92,7 +93,7 @@ def render(document: dict[str, Any], shards: int) -> str:
                 "status": str(row.get("status", "-")),
             }
         )
-    lines = _aligned(rows, rows[0].keys(), right={"macs", "params"}) if results else []
+    lines = aligned(rows, rows[0].keys(), right={"macs", "params"}) if results else []
     statuses = Counter(str(row.get("status", "unknown")) for row in results)
     tally = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
     stale = document["stale"]
@@ -104,14 +105,3 @@ def render(document: dict[str, Any], shards: int) -> str:
     )
     lines += [f"stale: {entry['where']} entry {entry['key']!r}" for entry in stale]
     return "\n".join(lines) + "\n"
-
-
-def _aligned(rows: list[dict[str, str]], columns: Any, right: set[str]) -> list[str]:
-    columns = tuple(columns)
-    widths = {c: max(len(row[c]) for row in rows) for c in columns}
-    return [
-        "  ".join(
-            row[c].rjust(widths[c]) if c in right else row[c].ljust(widths[c]) for c in columns
-        ).rstrip()
-        for row in rows
-    ]

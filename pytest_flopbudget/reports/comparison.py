@@ -153,7 +153,7 @@ _RIGHT = {"delta", "delta %"}
 def _table(models: Iterable[ModelChange]) -> list[str]:
     rows = [_row(model) for model in models]
     header = {column: column for column in _TABLE_COLUMNS}
-    return _aligned([header, *rows], _TABLE_COLUMNS, _RIGHT)
+    return aligned([header, *rows], _TABLE_COLUMNS, _RIGHT)
 
 
 def _row(model: ModelChange) -> dict[str, str]:
@@ -190,7 +190,7 @@ def _module_lines(model: ModelChange) -> list[str]:
     ]
     lines = [
         title,
-        *("  " + line for line in _aligned(rows, columns, {"before", "after", "delta"})),
+        *("  " + line for line in aligned(rows, columns, {"before", "after", "delta"})),
     ]
     if model.more_modules:
         lines.append(f"  ... and {model.more_modules} more")
@@ -213,7 +213,8 @@ def _summary(comparison: Comparison) -> str:
     return line
 
 
-def _aligned(rows: list[dict[str, str]], columns: Iterable[str], right: set[str]) -> list[str]:
+def aligned(rows: list[dict[str, str]], columns: Iterable[str], right: set[str]) -> list[str]:
+    """Rows of cells as text columns, ``right`` ones right-aligned (also ``flopbudget merge``'s)."""
     columns = tuple(columns)
     widths = {c: max(len(row[c]) for row in rows) for c in columns}
     return [
