@@ -122,14 +122,17 @@ SMALL = {small!r}
 @pytest.mark.flop_budget({marker})
 def test_mixtral(flops):
     config = T.MixtralConfig(**SMALL, num_local_experts=4, num_experts_per_tok=2)
-    flops(T.MixtralForCausalLM(config), torch.zeros(1, 8, dtype=torch.long), name="Mixtral")
+    model = T.MixtralForCausalLM(config)
+    flops(model, torch.zeros(1, 8, dtype=torch.long), name="Mixtral")
+    if {both}:
+        flops(model, torch.zeros(1, 8, dtype=torch.long), name="Mixtral-table")
 """
 
 
 def test_an_active_parameter_budget_fails_a_model_that_uses_more(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile(TEST_MIXTRAL.format(small=SMALL, marker="active_params=39_000"))
+    pytester.makepyfile(TEST_MIXTRAL.format(small=SMALL, both=False, marker="active_params=39_000"))
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     excess = (MIXTRAL_ACTIVE / 39_000 - 1) * 100
@@ -141,7 +144,9 @@ def test_an_active_parameter_budget_fails_a_model_that_uses_more(
 def test_the_table_shows_total_and_active_parameters_of_a_mixture_of_experts(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile(TEST_MIXTRAL.format(small=SMALL, marker='"0.04M active params"'))
+    pytester.makepyfile(
+        TEST_MIXTRAL.format(small=SMALL, both=False, marker='"0.04M active params"')
+    )
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*Mixtral*64.2K params (39.6K active)*0.04M active params*ok*"])
@@ -165,3 +170,21 @@ def test_ffn(flops):
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*exceeds budget*active params*"])
+
+
+def test_the_update_writes_active_parameter_budgets_in_their_own_units(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(TEST_MIXTRAL.format(small=SMALL, both=True, marker='backend="torch"'))
+    pytester.makepyprojecttoml(
+        """
+[tool.flopbudget.budgets]
+"Mixtral" = "1K params, 1K active params"  # kept comment
+"Mixtral-table" = { mactive_params = 0.001 }
+"""
+    )
+    result = pytester.runpytest("--flop-budget-update")
+    result.assert_outcomes(passed=1)
+    text = (pytester.path / "pyproject.toml").read_text()
+    assert '"Mixtral" = "64.16K params, 39.59K active params"  # kept comment' in text
+    assert '"Mixtral-table" = { mactive_params = 0.03959 }' in text
