@@ -74,7 +74,8 @@ MARKER_HELP = (
     "counts with "
     "the flops fixture exceed this budget. One compute unit among flops, kflops, mflops, "
     "gflops, tflops, macs, kmacs, mmacs, gmacs, tmacs; params or mparams for a model-size "
-    "guard; name= binds the budget to counts recorded under that name; backend (fvcore, "
+    "guard, active_params, mactive_params or gactive_params for the parameters one token "
+    "uses; name= binds the budget to counts recorded under that name; backend (fvcore, "
     "torch), mode (inference, train), unknown_ops (warn, fail, ignore) and ops (fvcore, dense: "
     "which ops count) set how they count."
 )

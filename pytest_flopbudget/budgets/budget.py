@@ -12,6 +12,7 @@ from typing import Any
 
 from ..counting.op_conventions import OPS_CONVENTIONS
 from .units import (
+    ACTIVE_PARAM_UNITS,
     COMPUTE_UNITS,
     MAX_TOLERANCE,
     PARAM_UNITS,
@@ -51,6 +52,8 @@ class Budget:
     pyproject_key: str | None = None
     on_exceed: str | None = None
     pyproject_file: str | None = None  # the pyproject.toml holding the entry (monorepos)
+    active_params: Quantity | None = None
+    """A limit on the parameters one token's forward uses (mixture-of-experts models)."""
 
     @property
     def source(self) -> str:
@@ -97,37 +100,51 @@ def _from_arguments(
     *,
     allowed_options: Iterable[str],
     extra: Iterable[Quantity] = (),
-) -> tuple[Quantity | None, Quantity | None, dict[str, Any]]:
-    compute: list[Quantity] = []
-    params: list[Quantity] = []
+) -> tuple[Quantity | None, Quantity | None, Quantity | None, dict[str, Any]]:
+    kinds: dict[str, list[Quantity]] = {"compute": [], "params": [], "active_params": []}
     options: dict[str, Any] = {}
     allowed = set(allowed_options)
+
+    def family(quantity: Quantity) -> list[Quantity]:
+        kind = quantity.unit.kind
+        return kinds[kind] if kind in ("params", "active_params") else kinds["compute"]
+
     for quantity in extra:
-        (params if quantity.unit.kind == "params" else compute).append(quantity)
+        family(quantity).append(quantity)
     for key, value in arguments.items():
-        unit = COMPUTE_UNITS.get(key) or PARAM_UNITS.get(key)
+        unit = COMPUTE_UNITS.get(key) or PARAM_UNITS.get(key) or ACTIVE_PARAM_UNITS.get(key)
         if unit is not None:
             try:
                 quantity = check_quantity(value, unit, f"{key}")
             except UnitError as error:
                 raise BudgetError(f"{where}: {error}") from None
-            (params if unit.kind == "params" else compute).append(quantity)
+            family(quantity).append(quantity)
         elif key in allowed:
             options[key] = value
         else:
-            known = ", ".join([*COMPUTE_UNITS, *PARAM_UNITS, *sorted(allowed)])
+            known = ", ".join([*COMPUTE_UNITS, *PARAM_UNITS, *ACTIVE_PARAM_UNITS, *sorted(allowed)])
             raise BudgetError(f"{where}: unknown argument {key!r} (known: {known})")
+    compute, params, active = kinds["compute"], kinds["params"], kinds["active_params"]
     if len(compute) > 1:
         units = ", ".join(q.unit.key for q in compute)
         raise BudgetError(f"{where}: give exactly one compute unit, got {len(compute)} ({units})")
     if len(params) > 1:
         raise BudgetError(f"{where}: give at most one of params / mparams")
-    if not compute and not params and not (set(options) & set(COUNT_OPTION_CHOICES)):
+    if len(active) > 1:
+        raise BudgetError(
+            f"{where}: give at most one of active_params / mactive_params / gactive_params"
+        )
+    if not compute and not params and not active and not (set(options) & set(COUNT_OPTION_CHOICES)):
         raise BudgetError(
             f"{where}: no budget given; add one compute unit (e.g. gflops=4.1 or gmacs=2) "
-            "and/or params / mparams"
+            "and/or params / mparams / gactive_params"
         )
-    return (compute[0] if compute else None), (params[0] if params else None), options
+    return (
+        (compute[0] if compute else None),
+        (params[0] if params else None),
+        (active[0] if active else None),
+        options,
+    )
 
 
 def _read_options(
@@ -179,16 +196,18 @@ def budget_from_marker(
             extra = parse_quantities(args[0])
         except UnitError as error:
             raise BudgetError(f"{where}: {error}") from None
-    compute, params, options = _from_arguments(
+    compute, params, active, options = _from_arguments(
         kwargs, where, allowed_options=OPTION_KEYS, extra=extra
     )
     name, tolerance, on_exceed = _read_options(options, where)
     count_options_from_marker(kwargs, where)
-    if compute is None and params is None:
+    if compute is None and params is None and active is None:
         if name is not None or tolerance is not None or on_exceed is not None:
             raise BudgetError(f"{where}: name, tolerance and on_exceed need a budget unit too")
         return None
-    return Budget(compute, params, tolerance, name, origin=where, on_exceed=on_exceed)
+    return Budget(
+        compute, params, tolerance, name, origin=where, on_exceed=on_exceed, active_params=active
+    )
 
 
 def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -> Budget:
@@ -198,9 +217,13 @@ def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -
             quantities = parse_quantities(value)
         except UnitError as error:
             raise BudgetError(f"{where}: {error}") from None
-        compute, params, options = _from_arguments({}, where, allowed_options=(), extra=quantities)
+        compute, params, active, options = _from_arguments(
+            {}, where, allowed_options=(), extra=quantities
+        )
     elif isinstance(value, Mapping):
-        compute, params, options = _from_arguments(value, where, allowed_options=ENTRY_OPTION_KEYS)
+        compute, params, active, options = _from_arguments(
+            value, where, allowed_options=ENTRY_OPTION_KEYS
+        )
     else:
         raise BudgetError(
             f'{where}: expected a string such as "4.1 GFLOPs" or a table such as '
@@ -209,7 +232,14 @@ def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -
     _, tolerance, on_exceed = _read_options(options, where)
     name = None if is_nodeid else key
     return Budget(
-        compute, params, tolerance, name, origin=where, pyproject_key=key, on_exceed=on_exceed
+        compute,
+        params,
+        tolerance,
+        name,
+        origin=where,
+        pyproject_key=key,
+        on_exceed=on_exceed,
+        active_params=active,
     )
 
 

@@ -16,11 +16,17 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
-Kind = Literal["flops", "macs", "params"]
+Kind = Literal["flops", "macs", "params", "active_params"]
 
 PREFIXES: dict[str, float] = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 _DISPLAY_PREFIX = {"": "", "k": "K", "m": "M", "g": "G", "t": "T"}
-_KIND_DISPLAY = {"flops": "FLOPs", "macs": "MACs", "params": "params"}
+_KIND_DISPLAY = {
+    "flops": "FLOPs",
+    "macs": "MACs",
+    "params": "params",
+    "active_params": "active params",
+}
+PARAM_KINDS = ("params", "active_params")
 
 # The range every number the plugin reads must lie in, so that arithmetic on it stays finite
 # and every report stays valid JSON. 1e30 is 10^17 times a 7B model's training step.
@@ -50,8 +56,8 @@ class Unit:
 
     @property
     def label(self) -> str:
-        if self.kind == "params":
-            return f"{_DISPLAY_PREFIX[self.prefix]} params".strip() if self.prefix else "params"
+        if self.kind in PARAM_KINDS:
+            return f"{_DISPLAY_PREFIX[self.prefix]} {_KIND_DISPLAY[self.kind]}".strip()
         return f"{_DISPLAY_PREFIX[self.prefix]}{_KIND_DISPLAY[self.kind]}"
 
 
@@ -61,11 +67,15 @@ COMPUTE_UNITS: dict[str, Unit] = {
     for p in PREFIXES  # type: ignore[arg-type]
 }
 PARAM_UNITS: dict[str, Unit] = {"params": Unit("params", ""), "mparams": Unit("params", "m")}
-ALL_UNITS: dict[str, Unit] = {**COMPUTE_UNITS, **PARAM_UNITS}
+ACTIVE_PARAM_UNITS: dict[str, Unit] = {
+    f"{p}active_params": Unit("active_params", p) for p in ("", "m", "g")
+}
+"""Parameters one token's forward uses (see :mod:`..counting.active`): ``gactive_params=12.9``."""
+ALL_UNITS: dict[str, Unit] = {**COMPUTE_UNITS, **PARAM_UNITS, **ACTIVE_PARAM_UNITS}
 
 _QUANTITY = re.compile(
     r"^\s*(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*"
-    r"(?P<prefix>[kmgt])?\s*(?P<kind>flops?|macs?|params?)\s*$",
+    r"(?P<prefix>[kmgt])?\s*(?P<kind>flops?|macs?|(?:active\s+)?params?)\s*$",
     re.IGNORECASE,
 )
 
@@ -166,8 +176,10 @@ def parse_quantities(text: str) -> list[Quantity]:
                 "'300 MMACs', '25.6M params' (prefixes K, M, G, T)"
             )
         kind = match["kind"].lower().rstrip("s") + "s"
+        if kind.startswith("active"):
+            kind = "active_params"
         prefix = (match["prefix"] or "").lower()
-        if kind == "params" and prefix not in ("", "k", "m", "g"):
+        if kind in PARAM_KINDS and prefix not in ("", "k", "m", "g"):
             raise UnitError(f"cannot read {shown(part.strip())}: parameter counts take K, M or G")
         unit = Unit(kind, prefix)  # type: ignore[arg-type]
         quantities.append(check_quantity(float(match["number"]), unit, shown(part.strip())))
@@ -189,8 +201,8 @@ def format_quantity(value: float | None, kind: Kind, prefix: str | None = None) 
     scaled = value / PREFIXES[prefix]
     whole = not prefix or abs(scaled) >= 1000
     number = f"{scaled:,.0f}" if whole else f"{scaled:#.3g}".rstrip(".")
-    if kind == "params":
-        return f"{number}{_DISPLAY_PREFIX[prefix]} params" if prefix else f"{number} params"
+    if kind in PARAM_KINDS:
+        return f"{number}{_DISPLAY_PREFIX[prefix]} {_KIND_DISPLAY[kind]}"
     return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
 
 
@@ -206,8 +218,8 @@ def format_budget_value(value: float, kind: Kind, prefix: str, *, exact: bool = 
         precise = (Decimal(repr(float(value))) / Decimal(int(PREFIXES[prefix]))).normalize()
         if precise.as_tuple().exponent < -2:  # type: ignore[operator]
             number = format(precise, "f")
-    if kind == "params":
-        return f"{number}{_DISPLAY_PREFIX[prefix]} params" if prefix else f"{number} params"
+    if kind in PARAM_KINDS:
+        return f"{number}{_DISPLAY_PREFIX[prefix]} {_KIND_DISPLAY[kind]}"
     return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
 
 
@@ -257,9 +269,9 @@ def format_written(count: float, kind: Kind, prefix: str | None = None) -> str:
     """
     if prefix is None:
         prefix = best_prefix(count)
-        if kind == "params" and prefix not in PARAM_PREFIXES:
+        if kind in PARAM_KINDS and prefix not in PARAM_PREFIXES:
             prefix = "g"
     number = plain_number(ceil_significant(count, prefix))
-    if kind == "params":
-        return f"{number}{_DISPLAY_PREFIX[prefix]} params" if prefix else f"{number} params"
+    if kind in PARAM_KINDS:
+        return f"{number}{_DISPLAY_PREFIX[prefix]} {_KIND_DISPLAY[kind]}"
     return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"

@@ -56,6 +56,8 @@ class Verdict:
     baseline_params: int | None = None
     module_changes: tuple[tuple[str, int, int], ...] = ()
     notes: tuple[str, ...] = ()
+    active_params: int | None = None
+    budget_active_params: float | None = None
 
     @property
     def fails_test(self) -> bool:
@@ -99,6 +101,7 @@ class _Subject:
     by_module: dict[str, int]
     unknown_ops: dict[str, int]
     ops: str = "fvcore"
+    active_params: int | None = None
 
 
 def _added(tallies: Iterable[Mapping[str, int]]) -> dict[str, int]:
@@ -110,7 +113,9 @@ def _added(tallies: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return total
 
 
-def _combine(name: str, counts: Sequence[Count], params: int) -> _Subject:
+def _combine(
+    name: str, counts: Sequence[Count], params: int, active_params: int | None = None
+) -> _Subject:
     by_module = _added(count.by_module for count in counts)
     unknown = _added(count.unknown_ops for count in counts)
     backends = sorted({count.backend for count in counts})
@@ -123,6 +128,7 @@ def _combine(name: str, counts: Sequence[Count], params: int) -> _Subject:
         by_module=by_module,
         unknown_ops=unknown,
         ops="+".join(sorted({count.ops for count in counts})),
+        active_params=active_params,
     )
 
 
@@ -132,7 +138,12 @@ def group_by_name(counts: Sequence[Count]) -> dict[str, _Subject]:
     for count in counts:
         grouped.setdefault(count.name, []).append(count)
     return {
-        name: _combine(name, group, max(count.params for count in group))
+        name: _combine(
+            name,
+            group,
+            max(count.params for count in group),
+            max(count.active for count in group),
+        )
         for name, group in grouped.items()
     }
 
@@ -181,6 +192,7 @@ def judge(
             flops=sum(s.flops for s in everything),
             macs=sum(s.macs for s in everything),
             params=sum(s.params for s in everything),
+            active_params=sum(_active(s) for s in everything),
             backend="+".join(sorted({s.backend for s in everything})),
             by_module=_sum_modules(everything),
             unknown_ops=_added(s.unknown_ops for s in everything),
@@ -267,11 +279,16 @@ def _unbudgeted(nodeid: str, subject: _Subject, settings: Settings) -> Verdict:
         flops=subject.flops,
         macs=subject.macs,
         params=subject.params,
+        active_params=_active(subject),
         backend=subject.backend,
         ops=subject.ops,
         by_module=subject.by_module,
         unknown_ops=subject.unknown_ops,
     )
+
+
+def _active(subject: _Subject) -> int:
+    return subject.params if subject.active_params is None else subject.active_params
 
 
 def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -> Verdict:
@@ -303,6 +320,24 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
             problems.append(
                 _over(subject.name, subject.params, limit_params, "params", unit.prefix, tolerance)
             )
+    limit_active: float | None = None
+    if budget.active_params is not None:
+        unit = budget.active_params.unit
+        limit_active = budget.active_params.base_value
+        labels.append(format_budget_value(limit_active, "active_params", unit.prefix, exact=True))
+        if used is None:
+            used = _active(subject) / limit_active
+        if _active(subject) > limit_active * (1 + tolerance):
+            problems.append(
+                _over(
+                    subject.name,
+                    _active(subject),
+                    limit_active,
+                    "active_params",
+                    unit.prefix,
+                    tolerance,
+                )
+            )
     status = OVER if problems else OK
     message = ""
     if problems:
@@ -316,6 +351,8 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         params=subject.params,
         budget_flops=limit_flops,
         budget_params=limit_params,
+        active_params=_active(subject),
+        budget_active_params=limit_active,
         budget_label=", ".join(labels),
         budget_source=budget.source,
         budget_key=budget.pyproject_key,

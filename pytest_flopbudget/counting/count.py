@@ -48,6 +48,18 @@ class Count:
     counted_in: str | None = None
     """The name of a count that already includes this one (a generation's last decode step is
     part of its decode phase): a whole-test budget does not add it twice."""
+    active_params: int | None = None
+    """The parameters one token's forward uses (see :mod:`.active`): ``params`` for a dense
+    model, fewer for a mixture of experts. None (a count made without it) reads as ``params``."""
+
+    def __post_init__(self) -> None:
+        if self.active_params is None:
+            object.__setattr__(self, "active_params", self.params)
+
+    @property
+    def active(self) -> int:
+        """``active_params`` as an int (the field is filled in on construction)."""
+        return self.params if self.active_params is None else self.active_params
 
     def top_modules(self, limit: int = 5) -> list[tuple[str, int]]:
         """The heaviest modules at the shallowest depth where the work splits."""
@@ -67,6 +79,7 @@ class Count:
             "abstract": self.abstract,
             "ops": self.ops,
             "counted_in": self.counted_in,
+            "active_params": self.active,
         }
 
     @classmethod
@@ -84,6 +97,9 @@ class Count:
             abstract=bool(data.get("abstract", False)),
             ops=str(data.get("ops", "fvcore")),
             counted_in=data.get("counted_in"),
+            active_params=(
+                int(data["active_params"]) if data.get("active_params") is not None else None
+            ),
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from .active import active_params
 from .backends import get_backend
 from .count import Count, CountError, RawCount
 from .fakes import AbstractInputError, is_abstract
@@ -87,6 +88,7 @@ def count_model(
         mode=mode,
         abstract=abstract,
         ops=ops,
+        active_params=active_params(model),
     )
 
 

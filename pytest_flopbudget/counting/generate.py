@@ -75,6 +75,10 @@ class GenerationCount:
         return self.prefill.params
 
     @property
+    def active_params(self) -> int:
+        return self.prefill.active
+
+    @property
     def final_context(self) -> int:
         return self.prompt_tokens + self.new_tokens
 

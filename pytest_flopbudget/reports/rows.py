@@ -46,7 +46,7 @@ def cells(verdict: Verdict, settings: Settings, *, short_test: bool = False) -> 
         "name": verdict.name,
         "FLOPs": format_quantity(verdict.flops, "flops"),
         "MACs": format_quantity(verdict.macs, "macs"),
-        "params": format_quantity(verdict.params, "params"),
+        "params": params_cell(verdict),
         "budget": verdict.budget_label or "-",
         "used": f"{verdict.used:.1%}" if verdict.used is not None else "-",
         "vs baseline": baseline_cell(verdict),
@@ -72,3 +72,12 @@ def notes(verdicts: Sequence[Verdict]) -> list[str]:
         for note in verdict.notes:
             lines.append(f"{verdict.nodeid} [{verdict.name}]: {note}")
     return lines
+
+
+def params_cell(verdict: Verdict) -> str:
+    """``46.7G params (12.9G active)`` where a token uses fewer parameters than the model has."""
+    total = format_quantity(verdict.params, "params")
+    active = verdict.active_params
+    if verdict.params is None or active is None or active == verdict.params:
+        return total
+    return f"{total} ({format_quantity(active, 'params').removesuffix(' params')} active)"

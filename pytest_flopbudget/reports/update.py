@@ -44,6 +44,11 @@ class Measured:
     flops: int
     macs: int
     params: int
+    active_params: int | None = None  # None: all parameters are active
+
+    @property
+    def active(self) -> int:
+        return self.params if self.active_params is None else self.active_params
 
 
 @dataclass
@@ -83,7 +88,7 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[Target, Measure
                 _keep_max(
                     entries,
                     (verdict.budget_file, verdict.budget_key),
-                    Measured(verdict.flops, verdict.macs, verdict.params),
+                    Measured(verdict.flops, verdict.macs, verdict.params, verdict.active_params),
                 )
             elif verdict.status == OVER:
                 in_code.append(f"{verdict.nodeid} ({verdict.name})")
@@ -95,13 +100,14 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[Target, Measure
                 _keep_max(
                     entries,
                     (None, verdict.name),
-                    Measured(verdict.flops, verdict.macs, verdict.params),
+                    Measured(verdict.flops, verdict.macs, verdict.params, verdict.active_params),
                 )
         elif unbudgeted:
             total = Measured(
                 sum(v.flops or 0 for v in unbudgeted),
                 sum(v.macs or 0 for v in unbudgeted),
                 sum(v.params or 0 for v in unbudgeted),
+                sum(v.active_params or v.params or 0 for v in unbudgeted),
             )
             _keep_max(entries, (None, record.nodeid), total)
     return entries, in_code
@@ -127,13 +133,25 @@ def _keep_max(entries: dict[Target, Measured], key: Target, value: Measured) -> 
     if old is None:
         entries[key] = value
     else:
-        entries[key] = Measured(
-            max(old.flops, value.flops), max(old.macs, value.macs), max(old.params, value.params)
-        )
+        entries[key] = _larger(old, value)
+
+
+def _larger(old: Measured, value: Measured) -> Measured:
+    return Measured(
+        max(old.flops, value.flops),
+        max(old.macs, value.macs),
+        max(old.params, value.params),
+        max(old.active, value.active),
+    )
 
 
 def _base(kind: str, measured: Measured) -> int:
-    return {"flops": measured.flops, "macs": measured.macs, "params": measured.params}[kind]
+    return {
+        "flops": measured.flops,
+        "macs": measured.macs,
+        "params": measured.params,
+        "active_params": measured.active,
+    }[kind]
 
 
 def _value_in(unit_key: str, measured: Measured) -> int | float:
@@ -174,11 +192,9 @@ def _string_entry(key: str, measured: Measured, old: str | None, notes: list[str
         if count <= 0:
             parts.append(text.strip())
             notes.append(_zero_note(key, kind))
-        elif kind == "params":
+        elif kind in ("params", "active_params"):
             prefix = quantity.unit.prefix
-            parts.append(
-                format_written(count, "params", prefix if prefix in PARAM_PREFIXES else "m")
-            )
+            parts.append(format_written(count, kind, prefix if prefix in PARAM_PREFIXES else "m"))
         else:
             parts.append(format_written(count, kind))
     return ", ".join(parts)
@@ -258,9 +274,7 @@ def update_pyprojects(
 
 def _keep_max_in(entries: dict[str, Measured], key: str, value: Measured) -> None:
     old = entries.get(key, value)
-    entries[key] = Measured(
-        max(old.flops, value.flops), max(old.macs, value.macs), max(old.params, value.params)
-    )
+    entries[key] = _larger(old, value)
 
 
 def _update_file(
