@@ -580,9 +580,17 @@ class TestHooks:
             return
         item.stash[BODY_PASSED_KEY] = True
         record = self._conclude(item, test_failed=False)
+        path, line, _ = item.location
         for verdict in record.verdicts:
             if verdict.status in FAILING and not verdict.enforced:
-                warnings.warn(FlopBudgetWarning(verdict.message), stacklevel=1)
+                # attributed to the test, not to this line: the summary points where to look
+                warnings.warn_explicit(
+                    FlopBudgetWarning(verdict.message),
+                    FlopBudgetWarning,
+                    filename=str(self.manager.config.rootpath / path),
+                    lineno=(line or 0) + 1,
+                    module=item.nodeid,
+                )
         failing = [verdict.message for verdict in record.verdicts if verdict.fails_test]
         if failing:
             pytest.fail("\n\n".join(failing), pytrace=False)
