@@ -149,7 +149,7 @@ def _load(config: pytest.Config) -> tuple[Settings, Baseline | None, list[str], 
         try:
             baseline = baseline_file.load(settings.baseline_path)
         except baseline_file.BaselineError as error:
-            if not settings.update:
+            if not settings.update or isinstance(error, baseline_file.ForeignBaselineError):
                 raise ConfigError(str(error)) from None
             notes.append(f"{error}; it will be rewritten")
             baseline = baseline_file.Baseline(settings.baseline_path, {}, exists=False)

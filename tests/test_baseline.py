@@ -179,3 +179,20 @@ def test_budgets_used_far_below_their_limit_are_flagged(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(
         ["test_net.py::test_net [[]Net[]]: budget can be tightened (uses 20%)"]
     )
+
+
+@pytest.mark.parametrize("content", ['{"name": "web-app", "version": "1.0.0"}\n', "[1, 2, 3]\n"])
+def test_a_baseline_path_naming_another_tools_json_file_is_never_rewritten(
+    pytester: pytest.Pytester, content: str
+) -> None:
+    pytester.makefile(".toml", pyproject=PYPROJECT)
+    pytester.makepyfile(test_net=_model_test(32))
+    baseline = pytester.path / "flopbudget.json"
+    baseline.write_text(content)
+    for args in ((), ("--flop-budget-update",)):
+        result = pytester.runpytest(*args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            ["ERROR: pytest-flopbudget: *flopbudget.json: *another tool's*"]
+        )
+        assert baseline.read_text() == content

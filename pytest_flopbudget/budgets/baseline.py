@@ -25,6 +25,10 @@ class BaselineError(ValueError):
     """A baseline file that cannot be read; the message names the file and the problem."""
 
 
+class ForeignBaselineError(BaselineError):
+    """Valid JSON without a baseline's keys: someone else's file, never to be rewritten."""
+
+
 @dataclass(frozen=True)
 class BaselineEntry:
     macs: int
@@ -90,11 +94,13 @@ def load(path: Path) -> Baseline:
             f"{path}: the baseline is not valid JSON ({error}); it may be half-written or "
             "hand-edited. Restore it from version control or rewrite it with --flop-budget-update"
         ) from None
-    if (
-        not isinstance(data, dict)
-        or data.get("version") != FORMAT_VERSION
-        or not isinstance(data.get("tests"), dict)
-    ):
+    if not isinstance(data, dict) or "version" not in data or "tests" not in data:
+        raise ForeignBaselineError(
+            f'{path}: valid JSON, but not a pytest-flopbudget baseline (no "version" and "tests" '
+            "keys): another tool's file? It is left alone, also by --flop-budget-update; point "
+            "[tool.flopbudget] baseline at a file of its own"
+        )
+    if data.get("version") != FORMAT_VERSION or not isinstance(data.get("tests"), dict):
         raise BaselineError(
             f'{path}: not a pytest-flopbudget baseline (expected {{"version": {FORMAT_VERSION}, '
             '"tests": {...}}); rewrite it with --flop-budget-update'

@@ -350,6 +350,8 @@ def write_baseline(
         with locked(path, on_wait):
             try:
                 current = baseline_file.load(path)
+            except baseline_file.ForeignBaselineError as error:
+                raise UpdateError(f"not updated: {error}") from None
             except baseline_file.BaselineError:
                 current = baseline_file.Baseline(path, {}, exists=False)  # said at start-up
             entries = apply(current)
