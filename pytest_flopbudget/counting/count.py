@@ -25,6 +25,28 @@ class RawCount:
 
 
 @dataclass(frozen=True)
+class OpCost:
+    """Ops that cost the same: what a roofline needs to price them on a device.
+
+    ``calls`` ops each did ``macs`` multiply-accumulates and moved ``bytes`` (tensors read plus
+    written). A count keeps one entry per distinct (macs, bytes), so a 7B decoder's 32 equal
+    layers cost one entry per op shape, not one per call.
+    """
+
+    macs: int
+    bytes: int
+    calls: int = 1
+
+    def to_list(self) -> list[int]:
+        return [self.macs, self.bytes, self.calls]
+
+    @classmethod
+    def from_list(cls, data: Any) -> OpCost:
+        macs, moved, calls = data
+        return cls(int(macs), int(moved), int(calls))
+
+
+@dataclass(frozen=True)
 class Count:
     """One call of ``flops(model, inputs)``.
 
@@ -51,6 +73,23 @@ class Count:
     active_params: int | None = None
     """The parameters one token's forward uses (see :mod:`.active`): ``params`` for a dense
     model, fewer for a mixture of experts. None (a count made without it) reads as ``params``."""
+
+    # Memory and bytes (issue 12). None: not measured by the count that made this value.
+    param_bytes: int | None = None
+    """Bytes of the model's parameters, in their own dtypes."""
+    bytes_moved: int | None = None
+    """Bytes of tensors every op read and wrote, summed over ops."""
+    bytes_by_module: Mapping[str, int] = field(default_factory=dict)
+    """``bytes_moved`` per module path, like ``by_module`` (a parent includes its children)."""
+    bytes_by_dtype: Mapping[str, int] = field(default_factory=dict)
+    """``bytes_moved`` per dtype (``"float32"``, ``"bfloat16"``, ...)."""
+    peak_memory: int | None = None
+    """Bytes live at the peak of the counted pass (see :mod:`.memory` for what it includes)."""
+    peak_by_module: Mapping[str, int] = field(default_factory=dict)
+    """The bytes live at the peak, by the module that holds them (its parameters, its
+    activations); what an over-budget message names."""
+    op_costs: tuple[OpCost, ...] = ()
+    """(macs, bytes) per op, grouped: the input of a roofline."""
 
     def __post_init__(self) -> None:
         if self.active_params is None:
@@ -80,6 +119,13 @@ class Count:
             "ops": self.ops,
             "counted_in": self.counted_in,
             "active_params": self.active,
+            "param_bytes": self.param_bytes,
+            "bytes_moved": self.bytes_moved,
+            "bytes_by_module": dict(self.bytes_by_module),
+            "bytes_by_dtype": dict(self.bytes_by_dtype),
+            "peak_memory": self.peak_memory,
+            "peak_by_module": dict(self.peak_by_module),
+            "op_costs": [cost.to_list() for cost in self.op_costs],
         }
 
     @classmethod
@@ -100,7 +146,18 @@ class Count:
             active_params=(
                 int(data["active_params"]) if data.get("active_params") is not None else None
             ),
+            param_bytes=_optional_int(data.get("param_bytes")),
+            bytes_moved=_optional_int(data.get("bytes_moved")),
+            bytes_by_module={str(k): int(v) for k, v in data.get("bytes_by_module", {}).items()},
+            bytes_by_dtype={str(k): int(v) for k, v in data.get("bytes_by_dtype", {}).items()},
+            peak_memory=_optional_int(data.get("peak_memory")),
+            peak_by_module={str(k): int(v) for k, v in data.get("peak_by_module", {}).items()},
+            op_costs=tuple(OpCost.from_list(item) for item in data.get("op_costs", [])),
         )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def top_modules(by_module: Mapping[str, int], limit: int = 5) -> list[tuple[str, int]]:
