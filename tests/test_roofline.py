@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
+from pytest_flopbudget.budgets.config import Settings
 from pytest_flopbudget.budgets.hardware import (
     Device,
     HardwareError,
     Roofline,
     find,
+    format_seconds,
     roofline,
 )
-from pytest_flopbudget.counting.count import OpCost
+from pytest_flopbudget.budgets.verdict import Verdict, judge
+from pytest_flopbudget.counting.count import Count, OpCost
+from pytest_flopbudget.reports import rows
 
 A100_FP16 = 312e12  # FLOP/s, dense Tensor Core (A100 datasheet)
 A100_BANDWIDTH = 1555e9  # bytes/s, A100 PCIe 40 GB
@@ -102,3 +109,76 @@ def test_the_roofline_is_frozen() -> None:
     result = roofline([MATVEC], find("A100"), "fp16")
     with pytest.raises(AttributeError):
         result.seconds = 0.0  # type: ignore[misc]
+
+
+def _count(name: str, costs: tuple[OpCost, ...], *, measured: bool = True) -> Count:
+    macs = sum(cost.macs * cost.calls for cost in costs)
+    moved = sum(cost.bytes * cost.calls for cost in costs)
+    return Count(
+        name=name,
+        flops=macs,
+        macs=macs,
+        params=4096 * 4096,
+        flops_per_mac=1,
+        backend="torch",
+        bytes_moved=moved if measured else None,
+        op_costs=costs if measured else (),
+    )
+
+
+A100_SETTINGS = Settings(hardware=("A100:fp16",))
+
+
+def test_the_hardware_column_shows_the_roofline_labelled_by_its_bound() -> None:
+    (decode,) = judge("t.py::test_decode", [_count("decode", (MATVEC,))], [], A100_SETTINGS)
+    (prefill,) = judge("t.py::test_prefill", [_count("prefill", (MATMUL,))], [], A100_SETTINGS)
+    assert rows.cells(decode, A100_SETTINGS)["A100 fp16 >="] == "21.6 us mem"
+    assert rows.cells(prefill, A100_SETTINGS)["A100 fp16 >="] == "441 us compute"
+
+
+def test_counts_of_one_name_add_their_op_costs() -> None:
+    counts = [_count("step", (MATVEC,)), _count("step", (MATVEC, MATMUL))]
+    (verdict,) = judge("t.py::test_steps", counts, [], A100_SETTINGS)
+    assert verdict.op_costs is not None
+    assert sorted(verdict.op_costs, key=lambda cost: cost.macs) == [
+        OpCost(MATVEC_MACS, MATVEC_BYTES, calls=2),
+        MATMUL,
+    ]
+    # 2 matvecs at 21.6 us (memory) + the matmul at 440 us (compute)
+    expected = 2 * MATVEC_BYTES / A100_BANDWIDTH + 2 * MATMUL_MACS / A100_FP16
+    assert (
+        rows.cells(verdict, A100_SETTINGS)["A100 fp16 >="] == format_seconds(expected) + " compute"
+    )
+
+
+def test_a_count_without_bytes_falls_back_to_the_compute_only_time_and_says_so() -> None:
+    counts = [_count("step", (MATVEC,)), _count("step", (MATVEC,), measured=False)]
+    (verdict,) = judge("t.py::test_steps", counts, [], A100_SETTINGS)
+    assert verdict.op_costs is None  # one unmeasured count makes the whole subject unmeasured
+    compute_only = 2 * 2 * MATVEC_MACS / A100_FP16  # 0.215 us
+    assert rows.cells(verdict, A100_SETTINGS)["A100 fp16 >="] == "215 ns MACs only"
+    assert format_seconds(compute_only) == "215 ns"
+
+
+def test_op_costs_that_miss_macs_never_lower_the_bound_below_compute() -> None:
+    short = replace(_count("model", (MATVEC,)), macs=MATMUL_MACS, flops=MATMUL_MACS)
+    (verdict,) = judge("t.py::test_model", [short], [], A100_SETTINGS)
+    assert rows.cells(verdict, A100_SETTINGS)["A100 fp16 >="] == "441 us compute"
+
+
+def test_op_costs_survive_the_trip_between_processes() -> None:
+    (verdict,) = judge("t.py::test_decode", [_count("decode", (MATVEC,))], [], A100_SETTINGS)
+    again = Verdict.from_dict(json.loads(json.dumps(verdict.to_dict())))
+    assert again == verdict
+    assert again.op_costs == (MATVEC,)
+    old = verdict.to_dict()
+    del old["op_costs"]  # a record written before op costs existed
+    assert Verdict.from_dict(old).op_costs is None
+
+
+def test_the_legend_says_the_column_is_a_lower_bound() -> None:
+    legend = rows.hardware_legend(A100_SETTINGS)
+    assert legend is not None
+    assert legend.startswith("A100 fp16 >=: lower bound on time")
+    assert "MACs only: no bytes measured" in legend
+    assert rows.hardware_legend(Settings()) is None

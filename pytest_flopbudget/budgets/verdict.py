@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..counting.count import Count, top_modules
+from ..counting.count import Count, OpCost, top_modules
 from .budget import Budget
 from .config import Settings
 from .units import format_budget_value, format_quantity
@@ -58,6 +58,8 @@ class Verdict:
     notes: tuple[str, ...] = ()
     active_params: int | None = None
     budget_active_params: float | None = None
+    op_costs: tuple[OpCost, ...] | None = None
+    """What a roofline prices; None when a count behind the verdict measured no bytes."""
 
     @property
     def fails_test(self) -> bool:
@@ -79,6 +81,8 @@ class Verdict:
         data["unknown_ops"] = dict(self.unknown_ops)
         data["module_changes"] = [list(change) for change in self.module_changes]
         data["notes"] = list(self.notes)
+        if self.op_costs is not None:
+            data["op_costs"] = [cost.to_list() for cost in self.op_costs]
         return data
 
     @classmethod
@@ -88,6 +92,8 @@ class Verdict:
             tuple(change) for change in values.get("module_changes", ())
         )
         values["notes"] = tuple(values.get("notes", ()))
+        if values.get("op_costs") is not None:
+            values["op_costs"] = tuple(OpCost.from_list(cost) for cost in values["op_costs"])
         return cls(**values)
 
 
@@ -102,6 +108,26 @@ class _Subject:
     unknown_ops: dict[str, int]
     ops: str = "fvcore"
     active_params: int | None = None
+    op_costs: tuple[OpCost, ...] | None = None
+
+
+def _merged_costs(groups: Iterable[tuple[OpCost, ...] | None]) -> tuple[OpCost, ...] | None:
+    """Op costs of several counts as one: None (unmeasured) if any of them is."""
+    calls: dict[tuple[int, int], int] = {}
+    for group in groups:
+        if group is None:
+            return None
+        for cost in group:
+            calls[(cost.macs, cost.bytes)] = calls.get((cost.macs, cost.bytes), 0) + cost.calls
+    return tuple(OpCost(macs, moved, n) for (macs, moved), n in calls.items())
+
+
+def _count_costs(count: Count) -> tuple[OpCost, ...] | None:
+    """A count that measured no bytes (``bytes_moved`` None, or no op costs for work it did)
+    has nothing a roofline can price."""
+    if count.bytes_moved is None or (not count.op_costs and (count.macs or count.bytes_moved)):
+        return None
+    return count.op_costs
 
 
 def _added(tallies: Iterable[Mapping[str, int]]) -> dict[str, int]:
@@ -129,6 +155,7 @@ def _combine(
         unknown_ops=unknown,
         ops="+".join(sorted({count.ops for count in counts})),
         active_params=active_params,
+        op_costs=_merged_costs(_count_costs(count) for count in counts),
     )
 
 
@@ -197,6 +224,7 @@ def judge(
             by_module=_sum_modules(everything),
             unknown_ops=_added(s.unknown_ops for s in everything),
             ops="+".join(sorted({part for s in everything for part in s.ops.split("+")})),
+            op_costs=_merged_costs(s.op_costs for s in everything),
         )
         verdicts.append(_check(nodeid, total, test_budget, settings))
     verdicts = [_ops_note(verdict, settings) for verdict in verdicts]
@@ -284,6 +312,7 @@ def _unbudgeted(nodeid: str, subject: _Subject, settings: Settings) -> Verdict:
         ops=subject.ops,
         by_module=subject.by_module,
         unknown_ops=subject.unknown_ops,
+        op_costs=subject.op_costs,
     )
 
 
@@ -366,6 +395,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         ops=subject.ops,
         by_module=subject.by_module,
         unknown_ops=subject.unknown_ops,
+        op_costs=subject.op_costs,
     )
 
 
