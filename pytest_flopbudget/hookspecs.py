@@ -31,7 +31,7 @@ def pytest_flopbudget_register_formulas(
 
 @pytest.hookspec
 def pytest_flopbudget_hardware(config: pytest.Config) -> Mapping[str, Mapping[str, Any]] | None:
-    """Devices for ``hardware = [...]``, ``--flop-budget-hardware`` and time budgets.
+    """Devices for ``hardware = [...]`` and ``--flop-budget-hardware`` (``Settings.devices``).
 
     Return ``{name: {"peaks": {"fp32": FLOP/s, "fp16": ..., "bf16": ...}, "bandwidth": bytes/s,
     "source": "where the figures come from"}}`` (``fp32`` required; dense peaks, 2 FLOPs per
