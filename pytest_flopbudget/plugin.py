@@ -69,7 +69,10 @@ HELP_REPORT_ONLY = (
     "pyproject: report_only = true)"
 )
 HELP_ON_EXCEED = 'what an over-budget test does: "fail" (default) or "warn" (report only)'
-HELP_HARDWARE = "comma-separated devices (T4,A100:fp16) to show the ideal time on, a lower bound"
+HELP_HARDWARE = (
+    "comma-separated devices (T4,A100:fp16) to show the roofline time on: a lower bound, "
+    "each op at the slower of its arithmetic and its memory traffic"
+)
 MARKER_HELP = (
     f"{MARKER_NAME}(gflops=4.1, *, mparams=None, name=None, tolerance=None, on_exceed=None, "
     "backend=None, mode=None, unknown_ops=None, ops=None): fail the test if the models it "

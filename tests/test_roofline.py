@@ -205,7 +205,9 @@ def test_the_table_labels_decode_memory_bound_and_prefill_compute_bound(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_llm=DECODE_AND_PREFILL)
-    result = pytester.runpytest("--flop-budget-hardware=A100:fp16", "-p", "no:randomly")
+    result = pytester.runpytest(
+        "--flop-budget-hardware=A100:fp16", "--flop-budget-markdown=summary.md", "-p", "no:randomly"
+    )
     result.assert_outcomes(passed=2)
     # decode: 33,570,816 bytes / 1555e9 B/s = 21.6 us (its 16.8M MACs would take 0.108 us)
     # prefill: 2 * 4096^3 / 312e12 = 440 us (its 100.7 MB would take 64.7 us)
@@ -217,3 +219,8 @@ def test_the_table_labels_decode_memory_bound_and_prefill_compute_bound(
             "A100 fp16 >=: lower bound on time*",
         ]
     )
+    summary = (pytester.path / "summary.md").read_text()
+    assert "| A100 fp16 >= | status |" in summary
+    assert "| 21.6 us mem | no budget |" in summary
+    assert "| 441 us compute | no budget |" in summary
+    assert "\nA100 fp16 >=: lower bound on time, each op at the slower of" in summary
