@@ -43,10 +43,11 @@ from typing import Any
 
 import torch
 from torch.autograd import _get_sequence_nr
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.hooks import RemovableHandle
 
-from .count import MemoryCount, OpCost
+from .count import OPTIMIZER_NAMES, MemoryCount, OpCost
 
 OPTIMIZERS: dict[str, tuple[int, bool, int, int]] = {
     "sgd": (0, False, 0, 0),
@@ -65,7 +66,7 @@ multiples of the largest parameter (Adam's ``exp_avg_sq.sqrt() / c``)). Only tra
 parameters (``requires_grad``) have state. torch's defaults otherwise: no AMSGrad, no
 ``maximize``, RMSprop neither centered nor with momentum, SGD after its first step (the
 momentum buffer exists)."""
-OPTIMIZER_NAMES = tuple(OPTIMIZERS)
+assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES
 
 _ALIASING = frozenset({"aten::_unsafe_view", "aten::lift_fresh", "aten::alias"})
 _CPU_WORKSPACE = frozenset(
@@ -75,6 +76,9 @@ _CPU_WORKSPACE = frozenset(
         "aten::conv3d",
         "aten::convolution",
         "aten::convolution_backward",
+        "conv1d",
+        "conv2d",
+        "conv3d",
     }
 )
 """Ops whose CPU kernels (oneDNN) work on copies of their operands in a blocked layout: while
@@ -229,16 +233,20 @@ class MemoryTracker:
 
     # -- ops -------------------------------------------------------------------------------
 
-    def record(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> None:
-        outputs = _tensors(out if isinstance(out, (tuple, list)) else (out,))
-        if not outputs:
-            return
+    def record(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        outputs: list[torch.Tensor],
+        view: bool,
+    ) -> None:
+        """One op that ran: ``view`` says it moved nothing (its outputs alias its inputs)."""
         if self._backward_scope():
             self._scope = self._node_scope()
         for tensor in outputs:
             self._track(tensor)
-        name = func._schema.name if hasattr(func, "_schema") else ""
-        if getattr(func, "is_view", False) or name in _ALIASING:
+        if view:
             return
         moved = 0
         by_dtype = self._by_dtype
@@ -250,7 +258,7 @@ class MemoryTracker:
             size = tensor.nbytes
             moved += size
             by_dtype[tensor.dtype] += size
-        if name in _CPU_WORKSPACE and outputs[0].device.type == "cpu":
+        if name in _CPU_WORKSPACE and outputs and outputs[0].device.type == "cpu":
             read = moved
             owner = self._scope[-1] if self._scope else ""
             self._add_live(read, owner)
@@ -352,7 +360,7 @@ class MemoryTracker:
                     continue
                 handles.append(module.register_forward_pre_hook(self._enter(path)))
                 handles.append(module.register_forward_hook(self._leave()))
-            with _MemoryMode(self):
+            with _MemoryFunctionMode(self) if self._traced else _MemoryMode(self):
                 yield
             self._scope = ()
             if self._log is not None:
@@ -489,8 +497,64 @@ class _MemoryMode(TorchDispatchMode):
     ) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        self._tracker.record(func, args, kwargs, out)
+        outputs = _tensors(out if isinstance(out, (tuple, list)) else (out,))
+        if outputs:
+            if isinstance(func, torch._ops.HigherOrderOperator):
+                name, view = f"higher_order::{func.name()}", False
+            else:
+                name = func._schema.name
+                view = func.is_view or name in _ALIASING
+            self._tracker.record(name, args, kwargs, outputs, view)
         return out
+
+
+class _MemoryFunctionMode(TorchFunctionMode):
+    """The same at the level of torch functions, for a JIT trace: under a dispatch mode the
+    tracer does not record some ops (convolutions), and torch functions are above it. An op
+    whose every output shares a storage with an input, and whose name is not in-place
+    (``add_``, ``__iadd__``), is a view and moves nothing."""
+
+    def __init__(self, tracker: MemoryTracker) -> None:
+        super().__init__()
+        self._tracker = tracker
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Sequence[type],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if getattr(func, "__name__", "") == "__get__":
+            return out  # attributes: views (``.T``) or, under a trace, sizes as tensors
+        if isinstance(out, torch.Tensor):
+            outputs = [out]
+        elif isinstance(out, (tuple, list)):
+            outputs = [item for item in out if isinstance(item, torch.Tensor)]
+        else:
+            return out
+        if outputs:
+            name = getattr(func, "__name__", "")
+            self._tracker.record(name, args, kwargs, outputs, _aliases(name, args, kwargs, outputs))
+        return out
+
+
+def _aliases(
+    name: str, args: Sequence[Any], kwargs: dict[str, Any], outputs: list[torch.Tensor]
+) -> bool:
+    if (
+        (name.endswith("_") and not name.endswith("__"))
+        or name.startswith("__i")
+        or "out" in kwargs
+    ):
+        return False
+    try:
+        read = {tensor.untyped_storage()._cdata for tensor in _tensors((*args, *kwargs.values()))}
+        return all(tensor.untyped_storage()._cdata in read for tensor in outputs)
+    except Exception:  # layouts without a storage
+        return False
 
 
 def _current_autograd_node() -> Any:
