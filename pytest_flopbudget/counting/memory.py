@@ -87,22 +87,29 @@ docs/memory.md; without it a CNN's peak is underestimated by a fifth)."""
 _FOREACH_DEVICES = frozenset({"cuda", "xpu", "mtia", torch._C._get_privateuse1_backend_name()})
 
 
-def optimizer_state_bytes(model: torch.nn.Module, optimizer: str) -> tuple[dict[str, int], int]:
-    """The optimizer's state by the module holding each parameter, and its step's temporaries
-    (which implementation torch picks by default depends on where the parameters are)."""
+def optimizer_state_bytes(
+    model: torch.nn.Module, optimizer: str
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The optimizer's state, and its step's temporaries, by the module holding each
+    parameter (which implementation torch picks by default depends on the device: the
+    per-tensor one's temporaries are the largest parameter's, held by its module)."""
     per_param, step_scalar, foreach_lists, per_tensor = OPTIMIZERS[optimizer]
     state: dict[str, int] = {}
-    trainable = largest = 0
+    lists: dict[str, int] = {}
+    largest, largest_path = 0, ""
     foreach = True
     for path, param in _named_parameters(model):
         if not param.requires_grad:
             continue
         size = _logical_bytes(param)
-        trainable += size
-        largest = max(largest, size)
+        if size > largest:
+            largest, largest_path = size, path
         foreach = foreach and param.device.type in _FOREACH_DEVICES
         state[path] = state.get(path, 0) + per_param * size + (4 if step_scalar else 0)
-    return state, foreach_lists * trainable if foreach else per_tensor * largest
+        lists[path] = lists.get(path, 0) + foreach_lists * size
+    if foreach:
+        return state, {path: size for path, size in lists.items() if size}
+    return state, {largest_path: per_tensor * largest} if per_tensor and largest else {}
 
 
 def _named_parameters(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -158,7 +165,7 @@ class MemoryTracker:
         self._starts: list[int] = []
         self._node_scopes: dict[int, tuple[str, ...]] = {}
         self.param_bytes = 0
-        self._step_temporary = 0
+        self._step_temporaries: dict[str, int] = {}
         for path, param in _named_parameters(model):
             self.param_bytes += _logical_bytes(param)
             self._hold(param, path)
@@ -169,7 +176,7 @@ class MemoryTracker:
         for tensor in _tensors((*args, *kwargs.values())):
             self._hold(tensor, "")
         if optimizer is not None:
-            state, self._step_temporary = optimizer_state_bytes(model, optimizer)
+            state, self._step_temporaries = optimizer_state_bytes(model, optimizer)
             for path, size in state.items():
                 self._allocate(size, path)
         self.train = train
@@ -326,10 +333,11 @@ class MemoryTracker:
         self._graph_bytes += moved
 
     def backward_done(self) -> None:
-        """The optimizer step follows: its temporary is live on top of what is live now."""
-        if self._step_temporary:
-            self._add_live(self._step_temporary, "")
-            self._remove_live(self._step_temporary, "")
+        """The optimizer step follows: its temporaries are live on top of what is live now."""
+        for path, size in self._step_temporaries.items():
+            self._add_live(size, path)
+        for path, size in self._step_temporaries.items():
+            self._remove_live(size, path)
 
     # -- module scopes ---------------------------------------------------------------------
 
