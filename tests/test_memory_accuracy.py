@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from pytest_flopbudget.counting.fakes import abstract
+
 _PATH = Path(__file__).resolve().parents[1] / "bench" / "memory_accuracy.py"
 _SPEC = importlib.util.spec_from_file_location("memory_accuracy", _PATH)
 assert _SPEC is not None and _SPEC.loader is not None
@@ -40,13 +42,7 @@ def test_backends_and_abstract_models_estimate_the_same_inference_peak(name) -> 
     torch.manual_seed(0)
     model, inputs = make_model().eval(), make_inputs()
     torch_peak = accuracy.estimated_peak(model, inputs, "inference", None, "torch")
-    with accuracy_abstract():
+    with abstract():
         fake_model, fake_inputs = make_model(), make_inputs()
     fake_peak = accuracy.estimated_peak(fake_model.eval(), fake_inputs, "inference", None, "torch")
     assert fake_peak == torch_peak
-
-
-def accuracy_abstract():
-    from pytest_flopbudget.counting.fakes import abstract
-
-    return abstract()
