@@ -1,32 +1,39 @@
 """Bytes moved and peak memory of a counted pass: one job, tracking bytes and live storage.
 
-A :class:`MemoryTracker` watches the ATen ops of the pass that counts FLOPs (the torch
-backend's dispatch mode, or fvcore's JIT trace, which runs the model eagerly) through a
-``TorchDispatchMode`` of its own, on real and on fake tensors alike: fake tensors have storages
-with sizes but no data, so an abstract model's memory is estimated without running it.
+A :class:`MemoryTracker` watches the ops of the pass that counts FLOPs, on real and on fake
+tensors alike (fake tensors have storages with sizes but no data, so an abstract model's
+memory is estimated without running anything): on the torch backend through a
+``TorchDispatchMode`` below the counting mode, so it sees the ATen ops that mode runs (a
+composite counted whole arrives whole); on the fvcore backend through a ``TorchFunctionMode``
+while the JIT trace runs the model (under a dispatch mode the tracer would not record some
+ops, convolutions among them). Both see the same ops for ordinary models, and the tests hold
+them to the same numbers.
 
 Conventions (what the count's fields mean):
 
 * **Bytes moved** by an op: the bytes of the tensors it reads plus the tensors it writes, each
   in its own dtype (``numel * element_size``; a tensor passed twice is read once). View and
-  metadata ops (``view``, ``reshape``, ``transpose``, ``expand``, slicing, ``detach``, ...)
-  move nothing, nor do ops that return no tensor. ``bytes_by_module`` attributes an op's bytes
-  to every module whose forward is running (a parent includes its children, like
-  ``by_module``; in a training step a backward op goes to the modules whose forward it
-  differentiates); ``bytes_by_dtype`` splits the total by dtype.
+  metadata ops (``view``, ``reshape`` that needs no copy, ``transpose``, ``expand``,
+  slicing, ``detach``, ...) move nothing, nor do ops that return no tensor.
+  ``bytes_by_module`` attributes an op's bytes to every module whose forward is running (a
+  parent includes its children, like ``by_module``; in a training step a backward op goes to
+  the modules whose forward it differentiates); ``bytes_by_dtype`` splits the total by dtype.
 * **Peak memory**: the most bytes live at once during the counted pass. Live means a storage
   something still references: parameters and buffers, the inputs, every activation until its
   last reference goes (views share their base's storage; a storage counts once, at its full
   size), and in ``mode = "train"`` the activations autograd saved for the backward and the
-  gradients, which is why a training step needs no separate model of them: the tracker follows
-  storages through the backward. With an ``optimizer``, its state is live throughout (a
-  steady-state step, after the first) and its step's temporaries are added after the backward
-  (see :data:`OPTIMIZERS`). Not included: the allocator's caching and fragmentation, the
-  framework's own workspace, Python objects.
+  gradients: the tracker follows storages through the backward, so a training step needs no
+  separate model of them. With an ``optimizer``, its state is live throughout (a
+  steady-state step, after the first) and its update's temporaries after the backward (see
+  :data:`OPTIMIZERS`). While a convolution runs on CPU, a copy of what it reads is live too
+  (oneDNN's blocked layout; docs/memory.md). Not included: the allocator's caching and
+  fragmentation, other kernels' workspaces, the framework's own memory, Python objects. A
+  JIT trace keeps some results alive to its end; on the fvcore backend those end at their
+  last use, as in an eager run.
 * ``peak_by_module``: the bytes live at the peak by the module that holds them (its
-  parameters, buffers, gradients and optimizer state; the module whose forward produced an
-  activation, or whose backward produced a gradient), inclusive like ``by_module``; ``""``
-  holds the total, the inputs included.
+  parameters, buffers, gradients, optimizer state and update temporaries; the module whose
+  forward produced an activation, or whose backward produced a gradient), inclusive like
+  ``by_module``. What the root's own forward made and the inputs are in ``peak_memory`` only.
 * ``op_costs``: ``(macs, bytes)`` per op, grouped by equal pairs, for a roofline. On the fvcore
   backend the ops with a formula are priced from the trace's typed values and the other ops'
   bytes are one zero-MAC entry (a zero-MAC op's roofline time is linear in its bytes, so
