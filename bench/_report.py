@@ -579,12 +579,76 @@ def _peers(data: dict[str, Any]) -> tuple[list[str], list[str]]:
     return text, ["| 5 | side by side with peers | (no target) | see section 5 | - |"]
 
 
+def _memory(data: dict[str, Any]) -> tuple[list[str], list[str]]:
+    target = data["target"]
+    rows, summary = [], []
+    all_ok = True
+    for row in data["rows"]:
+        name = f"{label(row['model'])}, {row['kind']}, {row['backend']} backend"
+        if "error" in row:
+            rows.append([name, row["error"], *[""] * 6])
+            all_ok = False
+            continue
+        best = row["best_s"]
+        ratio = best["on"] / best["off"]
+        medians = median(row["times_s"]["on"]) / median(row["times_s"]["off"])
+        ok = ratio <= target
+        all_ok &= ok
+        same = "same" if row["macs"]["on"] == row["macs"]["off"] else "**differ**"
+        rows.append(
+            [
+                name,
+                _s(best["off"]),
+                _s(best["on"]),
+                f"**{ratio:.3f}**",
+                f"{medians:.3f}",
+                f"{row['peak_memory'] / 2**30:.2f} GiB / {row['bytes_moved'] / 2**30:.2f} GiB "
+                f"({row['op_costs']} op costs)",
+                f"{_macs(row['macs']['on'])} ({same})",
+                _verdict(ok),
+            ]
+        )
+        summary.append(f"{row['model']} {row['kind']} {row['backend']} {ratio:.2f}")
+    repeat = ", ".join(f"{row['model']} {row['backend']} {row['repeat']}" for row in data["rows"])
+    text = [
+        "## 6. Memory tracking overhead",
+        "",
+        _run_line(data["meta"]),
+        "",
+        "`count_model(model, inputs)` with memory tracking (bytes moved, peak memory, op "
+        "costs: the default) against `count_model(..., memory=False)`, on the same model in "
+        f"the same process, interleaved, alternating which goes first, best of N ({repeat}), "
+        f"after one warm-up count. Target: ratio <= {target:.2f}.",
+        "",
+        _table(
+            [
+                "model",
+                "memory off",
+                "memory on",
+                "ratio",
+                "ratio of medians",
+                "peak memory / bytes moved",
+                "MACs (on vs off)",
+                f"target <= {target:.2f}",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    line = (
+        f"| 6 | memory tracking overhead, counting with / without | <= {target:.2f} | "
+        f"{', '.join(summary)} | {_verdict(all_ok)} |"
+    )
+    return text, [line]
+
+
 SECTIONS = {
     "overhead": _overhead,
     "idle": _idle,
     "llm7b": _llm7b,
     "resnet": _resnet,
     "peers": _peers,
+    "memory": _memory,
 }
 
 
@@ -615,8 +679,9 @@ def render(results: Path, analysis: str = "") -> str:
         "it is):",
         "",
         "```bash",
-        "python bench/run.py                  # all five, then this file is rewritten",
-        "python bench/run.py overhead         # or one: overhead | idle | llm7b | resnet | peers",
+        "python bench/run.py                  # all six, then this file is rewritten",
+        "python bench/run.py overhead         # or one: overhead | idle | llm7b | resnet | peers"
+        " | memory",
         "```",
         "",
         "Each benchmark stores its raw numbers in `bench/results/<name>.json`; this file is "

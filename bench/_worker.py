@@ -138,10 +138,44 @@ def overhead_task(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def memory_task(spec: dict[str, Any]) -> dict[str, Any]:
+    """Counting with memory tracking (bytes moved, peak memory) against without it, on one
+    model in one process, interleaved (alternating which goes first), best of ``repeat``."""
+    import _models
+
+    from pytest_flopbudget.counting.counter import count_model
+
+    built = _models.build(spec["model"], spec.get("kind", "real"), spec.get("batch", 1))
+    backend = spec.get("backend", "fvcore")
+
+    def count(memory: bool) -> Any:
+        return count_model(built.model, built.args, backend=backend, memory=memory)
+
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    counted: dict[str, Any] = {}
+    count(True)  # warm-up: lazy imports and first-call caches stay out of both columns
+    for index in range(spec.get("repeat", 5)):
+        order = ("on", "off") if index % 2 == 0 else ("off", "on")
+        for name in order:
+            _best, (elapsed,), counted[name] = best_of(lambda n=name: count(n == "on"), 1)
+            times[name].append(elapsed)
+    on, off = counted["on"], counted["off"]
+    return {
+        "best_s": {name: min(values) for name, values in times.items()},
+        "times_s": times,
+        "macs": {"on": on.macs, "off": off.macs},
+        "backend": on.backend,
+        "peak_memory": on.peak_memory,
+        "param_bytes": on.param_bytes,
+        "bytes_moved": on.bytes_moved,
+        "op_costs": len(on.op_costs),
+    }
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
     warnings.simplefilter("ignore")  # tools' deprecation chatter; the plugin silences its own
-    tasks = {"count": count_task, "overhead": overhead_task}
+    tasks = {"count": count_task, "overhead": overhead_task, "memory": memory_task}
     try:
         result = tasks[spec["task"]](spec)
     except Exception as error:

@@ -1,6 +1,7 @@
 """Benchmarks of pytest-flopbudget: ``python bench/run.py [BENCHMARK ...] [--quick]``.
 
-BENCHMARK is any of ``overhead idle llm7b resnet peers`` (default: all five, in that order).
+BENCHMARK is any of ``overhead idle llm7b resnet peers memory`` (default: all six, in that
+order).
 Each benchmark writes ``bench/results/<name>.json``; afterwards ``BENCHMARKS.md`` at the
 repository root is rendered from every result present, so one benchmark can be re-run alone
 without losing the others. ``--quick`` runs fewer repetitions (a smoke test: its numbers are
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO_DIR, RESULTS_DIR, machine, run_worker
 from _counters import TOOLS, missing_peers
 
-BENCHMARKS = ("overhead", "idle", "llm7b", "resnet", "peers")
+BENCHMARKS = ("overhead", "idle", "llm7b", "resnet", "peers", "memory")
 
 
 def _load() -> str:
@@ -238,12 +239,34 @@ def bench_peers(quick: bool) -> dict[str, Any]:
     return {"rows": rows, "missing": missing}
 
 
+# 6. what memory tracking costs ------------------------------------------------------------
+
+MEMORY_CASES = (
+    ("llama7b", "fake", "torch", 3),
+    ("resnet50", "real", "fvcore", 5),
+    ("resnet50", "real", "torch", 5),
+)
+"""(model, kind, backend, repetitions): the abstract 7B count and a real ResNet-50."""
+
+
+def bench_memory(quick: bool) -> dict[str, Any]:
+    rows = []
+    for model, kind, backend, repeat in MEMORY_CASES:
+        repeat = 2 if quick else repeat
+        _say(f"  memory: {model} ({kind}, {backend}), best of {repeat}, interleaved")
+        spec = {"task": "memory", "model": model, "kind": kind, "backend": backend}
+        result = run_worker({**spec, "repeat": repeat}, timeout=1800)
+        rows.append({"model": model, "kind": kind, "backend": backend, "repeat": repeat, **result})
+    return {"rows": rows, "target": 1.10}
+
+
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "overhead": bench_overhead,
     "idle": bench_idle,
     "llm7b": bench_llm7b,
     "resnet": bench_resnet,
     "peers": bench_peers,
+    "memory": bench_memory,
 }
 
 
