@@ -56,7 +56,11 @@ class GenerationCount:
     decode: Count
     decode_last: Count
     steps: Mapping[int, Count] = field(default_factory=dict)
+    """The decode steps that were counted, by context."""
     affine: bool = False
+    """Whether the decode total was summed in closed form from three counted steps."""
+    how: str = ""
+    """How the decode phase was counted, in words."""
 
     @property
     def phases(self) -> dict[str, Count]:
@@ -154,16 +158,28 @@ def count_generate(
     affine = max_new_tokens <= 2 or _on_line(
         steps[first], steps[first + 1], steps[final], final - first
     )
-    if not affine:  # count every step: go back to the second step's cache
-        steps = {first: steps[first]}
-        _, cache = count.step({**prompt, "use_cache": True}, "prefill")
+    if affine:
+        decode = _decode_sum(
+            steps[first], steps.get(first + 1), steps[final], max_new_tokens, f"{label}:decode"
+        )
+        how = (
+            f"all {max_new_tokens} steps counted"
+            if max_new_tokens <= 2
+            else f"3 of {max_new_tokens} steps counted, cost affine in the context"
+        )
+    else:  # count the steps in between one by one, from the second step's cache (uncounted)
+        cache = count.advance({**prompt, "use_cache": True})
         mask = prompt.get("attention_mask")
-        for context in range(first, final + 1):
+        _, cache, mask = feed(cache, 2, mask, counted=False)
+        for context in range(first + 2, final):
             step, cache, mask = feed(cache, 1, mask, counted=True)
             steps[context] = step  # type: ignore[assignment]
+        steps = dict(sorted(steps.items()))
         decode = _sum(list(steps.values()), f"{label}:decode")
-    else:
-        decode = _decode_sum(steps[first], steps.get(first + 1), max_new_tokens, f"{label}:decode")
+        how = (
+            f"all {max_new_tokens} steps counted one by one: the cost is not affine in the "
+            "context (a sliding window, or a cost that jumps)"
+        )
     last = replace(steps[final], name=f"{label}:decode_last", counted_in=f"{label}:decode")
     return GenerationCount(
         name=label,
@@ -174,6 +190,7 @@ def count_generate(
         decode_last=last,
         steps=steps,
         affine=affine,
+        how=how,
     )
 
 
@@ -251,63 +268,77 @@ class _Counter:
         return cache
 
 
+_LINEAR_INTS = ("macs", "bytes_moved")
+_LINEAR_MAPS = ("by_module", "bytes_by_module", "bytes_by_dtype")
+"""Fields that add up over ops, hence affine in the context where the MACs are."""
+
+
 def _on_line(a: Count, b: Count, last: Count, steps: int) -> bool:
     """Whether ``last`` (``steps`` contexts after ``a``) lies on the line through a and b."""
     predicted = _line(a, b, steps, name=last.name)
     return (
-        predicted.macs == last.macs
-        and dict(predicted.by_module) == dict(last.by_module)
+        all(getattr(predicted, key) == getattr(last, key) for key in _LINEAR_INTS)
+        and all(dict(getattr(predicted, key)) == dict(getattr(last, key)) for key in _LINEAR_MAPS)
         and dict(a.unknown_ops) == dict(b.unknown_ops) == dict(last.unknown_ops)
     )
 
 
+def _combine(counts: list[Count], weights: list[int], *, name: str, **changes: Any) -> Count:
+    """``sum(weight * count)`` over the additive fields; the rest is the first count's.
+
+    Per-op costs cannot be combined this way (an attention op's cost changes with the
+    context), so a combination leaves them out rather than carry the first step's.
+    """
+    first = counts[0]
+    values: dict[str, Any] = {}
+    for key in _LINEAR_INTS:
+        parts = [getattr(count, key) for count in counts]
+        values[key] = (
+            None
+            if any(part is None for part in parts)
+            else sum(w * part for w, part in zip(weights, parts, strict=True))
+        )
+    for key in _LINEAR_MAPS:
+        maps = [getattr(count, key) for count in counts]
+        keys = set().union(*maps)
+        values[key] = {
+            k: sum(w * m.get(k, 0) for w, m in zip(weights, maps, strict=True)) for k in keys
+        }
+    values["flops"] = values["macs"] * first.flops_per_mac
+    values["op_costs"] = first.op_costs if len(counts) == 1 and weights == [1] else ()
+    return replace(first, name=name, **values, **changes)
+
+
 def _line(a: Count, b: Count, steps: int, *, name: str) -> Count:
-    keys = set(a.by_module) | set(b.by_module)
-    by_module = {
-        key: a.by_module.get(key, 0) + steps * (b.by_module.get(key, 0) - a.by_module.get(key, 0))
-        for key in keys
-    }
-    macs = a.macs + steps * (b.macs - a.macs)
-    return replace(a, name=name, macs=macs, flops=macs * a.flops_per_mac, by_module=by_module)
+    """The step ``steps`` contexts after ``a``, on the line through ``a`` and ``b``."""
+    return _combine([a, b], [1 - steps, steps], name=name, peak_memory=None)
 
 
-def _decode_sum(first: Count, second: Count | None, steps: int, name: str) -> Count:
+def _decode_sum(first: Count, second: Count | None, last: Count, steps: int, name: str) -> Count:
     """Σ over ``steps`` steps of an affine cost: ``steps * first + slope * steps(steps-1)/2``."""
     if second is None:
         return replace(first, name=name)
+    peaks = (first.peak_memory, last.peak_memory)
     weight = steps * (steps - 1) // 2
-    keys = set(first.by_module) | set(second.by_module)
-
-    def total(a: int, b: int) -> int:
-        return steps * a + weight * (b - a)
-
-    macs = total(first.macs, second.macs)
-    return replace(
-        first,
+    return _combine(
+        [first, second],
+        [steps - weight, weight],
         name=name,
-        macs=macs,
-        flops=macs * first.flops_per_mac,
-        by_module={
-            key: total(first.by_module.get(key, 0), second.by_module.get(key, 0)) for key in keys
-        },
         unknown_ops={op: times * steps for op, times in first.unknown_ops.items()},
+        peak_memory=None if None in peaks else max(peaks),  # type: ignore[type-var]
     )
 
 
 def _sum(counts: list[Count], name: str) -> Count:
-    by_module: dict[str, int] = {}
     unknown: dict[str, int] = {}
     for count in counts:
-        for key, value in count.by_module.items():
-            by_module[key] = by_module.get(key, 0) + value
         for op, times in count.unknown_ops.items():
             unknown[op] = unknown.get(op, 0) + times
-    macs = sum(count.macs for count in counts)
-    return replace(
-        counts[0],
+    peaks = [count.peak_memory for count in counts]
+    return _combine(
+        counts,
+        [1] * len(counts),
         name=name,
-        macs=macs,
-        flops=macs * counts[0].flops_per_mac,
-        by_module=by_module,
         unknown_ops=unknown,
+        peak_memory=None if None in peaks else max(peaks),  # type: ignore[type-var]
     )
