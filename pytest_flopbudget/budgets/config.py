@@ -51,6 +51,7 @@ class Settings:
     unknown_ops: str = "warn"
     mode: str = "inference"
     ops: str = "fvcore"
+    abstract: bool = False
     budgets_by_nodeid: Mapping[str, Budget] = field(default_factory=dict)
     budgets_by_name: Mapping[str, Budget] = field(default_factory=dict)
     baseline_path: Path | None = None
@@ -90,14 +91,17 @@ class CountOptions:
     unknown_ops: str = "warn"
     mode: str = "inference"
     ops: str = "fvcore"
+    abstract: bool = False
+    """Count real models through fake copies of their tensors (no arithmetic, no memory)."""
 
 
-def count_options(settings: Settings, marker_options: Mapping[str, str]) -> CountOptions:
+def count_options(settings: Settings, marker_options: Mapping[str, str | bool]) -> CountOptions:
     return CountOptions(
-        backend=marker_options.get("backend", settings.backend),
-        unknown_ops=marker_options.get("unknown_ops", settings.unknown_ops),
-        mode=marker_options.get("mode", settings.mode),
-        ops=marker_options.get("ops", settings.ops),
+        backend=str(marker_options.get("backend", settings.backend)),
+        unknown_ops=str(marker_options.get("unknown_ops", settings.unknown_ops)),
+        mode=str(marker_options.get("mode", settings.mode)),
+        ops=str(marker_options.get("ops", settings.ops)),
+        abstract=bool(marker_options.get("abstract", settings.abstract)),
     )
 
 
@@ -187,6 +191,7 @@ KNOWN_KEYS = (
     "unknown_ops",
     "mode",
     "ops",
+    "abstract",
     "budgets",
     "baseline",
     "regression_tolerance",
@@ -238,6 +243,9 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
     report_only = section.get("report_only", False)
     if not isinstance(report_only, bool):
         raise ConfigError(f"{place} report_only: must be true or false, got {report_only!r}")
+    abstract = section.get("abstract", False)
+    if not isinstance(abstract, bool):
+        raise ConfigError(f"{place} abstract: must be true or false, got {shown(abstract)}")
 
     by_nodeid, by_name = _budgets(path, section.get("budgets", {}), place)
     return Settings(
@@ -248,6 +256,7 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
         unknown_ops=_choice(section, "unknown_ops", UNKNOWN_OPS_CHOICES, "warn", place),
         mode=_choice(section, "mode", MODE_CHOICES, "inference", place),
         ops=_choice(section, "ops", OPS_CONVENTIONS, "fvcore", place),
+        abstract=abstract,
         budgets_by_nodeid=by_nodeid,
         budgets_by_name=by_name,
         baseline_path=baseline_path,

@@ -34,7 +34,7 @@ import torch
 
 from .count import Count, CountError
 from .counter import count_model
-from .fakes import counting_context
+from .fakes import counting_context, through_fakes
 from .inputs import InputError, normalize_inputs
 
 PHASES = ("prefill", "decode", "decode_last")
@@ -108,8 +108,13 @@ def count_generate(
     max_new_tokens: int,
     name: str | None = None,
     flops_per_mac: int = 1,
+    abstract: bool = False,
 ) -> GenerationCount:
-    """Count prefill and ``max_new_tokens`` decode steps (see the module docstring)."""
+    """Count prefill and ``max_new_tokens`` decode steps (see the module docstring).
+
+    ``abstract=True`` counts a real model through fake copies of its tensors and the prompt
+    (:func:`.fakes.through_fakes`): nothing is computed and the cache takes no memory.
+    """
     __tracebackhide__ = True
     if not isinstance(model, torch.nn.Module):
         raise CountError(f"generate() needs a torch.nn.Module, got {type(model).__name__}")
@@ -121,6 +126,19 @@ def count_generate(
     ):
         raise CountError(f"{label}: max_new_tokens must be a positive int, got {max_new_tokens!r}")
     prompt = _prompt(inputs, label)
+    if abstract:
+        with through_fakes(model, (), prompt) as (_, fake_prompt):
+            return _generate(model, fake_prompt, label, max_new_tokens, flops_per_mac)
+    return _generate(model, prompt, label, max_new_tokens, flops_per_mac)
+
+
+def _generate(
+    model: torch.nn.Module,
+    prompt: dict[str, Any],
+    label: str,
+    max_new_tokens: int,
+    flops_per_mac: int,
+) -> GenerationCount:
     ids = prompt["input_ids"]
     batch, length = int(ids.shape[0]), int(ids.shape[1])
     count = _Counter(model, label, flops_per_mac, batch)
