@@ -159,6 +159,9 @@ def _generate(
         if counted:
             step, cache = count.step(kwargs, "decode")
             return step, cache, mask
+        with _values_known(ids):
+            if _grow_cache(cache, tokens):
+                return None, cache, mask
         return None, count.advance(kwargs), mask
 
     context = length
@@ -224,6 +227,40 @@ def _values_known(like: torch.Tensor) -> Iterator[None]:
 
     with like.fake_mode, KnownValues():
         yield
+
+
+def _grow_cache(cache: Any, tokens: int) -> bool:
+    """Lengthen a Hugging Face ``DynamicCache`` by ``tokens`` positions without a forward.
+
+    An uncounted forward over the tokens between two counted steps only appends their keys and
+    values to every layer; their values never matter to a count, so zeros of the same shape
+    do. Only a plain ``DynamicCache`` of plain ``DynamicLayer``s (what causal LMs make by
+    default) is lengthened this way: sliding-window, quantized, offloaded or static layers keep
+    their own rules, so for them (and any other cache) this returns False and the forward runs.
+    """
+    try:
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+    except ImportError:  # pragma: no cover - transformers without the layered cache
+        return False
+    layers = getattr(cache, "layers", None)
+    if type(cache) is not DynamicCache or not layers:
+        return False
+    if any(
+        type(layer) is not DynamicLayer
+        or not getattr(layer, "is_initialized", False)
+        or not isinstance(layer.keys, torch.Tensor)
+        or layer.keys.dim() != 4
+        or not isinstance(layer.values, torch.Tensor)
+        or layer.values.dim() != 4
+        for layer in layers
+    ):
+        return False
+    for layer in layers:
+        for attr in ("keys", "values"):
+            old = getattr(layer, attr)
+            extra = old.new_zeros((*old.shape[:2], tokens, old.shape[3]))
+            setattr(layer, attr, torch.cat([old, extra], dim=-2))
+    return True
 
 
 def _prompt(inputs: object, label: str) -> dict[str, Any]:
