@@ -17,10 +17,11 @@ Token values never matter (greedy, fixed length): new tokens are zeros.
 Counting ``N`` steps one by one would trace the model ``N`` times. A decode step differs from
 the next only by the cache length, and its cost is affine in the context (projections and MLPs
 are constant per token, attention grows by one key per step). So the first two steps and the
-last are counted (the cache for the last is made by one uncounted forward of the tokens in
-between) and the line through the first two must predict the last exactly, for the total and
-for every module; the sum over all steps then follows in closed form. If it does not (a
-sliding window, a cost that jumps), every step is counted. Either way the result is exact.
+last are counted and the line through the first two must predict the last exactly, for the
+total and for every module; the sum over all steps then follows in closed form. The cache for
+the last step is lengthened in place with zeros when it is a plain ``DynamicCache``, else made
+by one uncounted forward of the tokens in between. If the line misses (a sliding window, a
+cost that jumps), the steps in between are counted one by one. Either way the result is exact.
 """
 
 from __future__ import annotations
@@ -238,6 +239,8 @@ def _grow_cache(cache: Any, tokens: int) -> bool:
     default) is lengthened this way: sliding-window, quantized, offloaded or static layers keep
     their own rules, so for them (and any other cache) this returns False and the forward runs.
     """
+    if not type(cache).__module__.startswith("transformers."):
+        return False
     try:
         from transformers.cache_utils import DynamicCache, DynamicLayer
     except ImportError:  # pragma: no cover - transformers without the layered cache
