@@ -7,6 +7,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+import _llm_report
 from _counters import TOOL_LABELS
 from _models import label
 
@@ -585,6 +586,9 @@ SECTIONS = {
     "llm7b": _llm7b,
     "resnet": _resnet,
     "peers": _peers,
+    "llm70b": _llm_report.llm70b,
+    "generate7b": _llm_report.generate7b,
+    "realfakes": _llm_report.realfakes,
 }
 
 
@@ -615,8 +619,9 @@ def render(results: Path, analysis: str = "") -> str:
         "it is):",
         "",
         "```bash",
-        "python bench/run.py                  # all five, then this file is rewritten",
-        "python bench/run.py overhead         # or one: overhead | idle | llm7b | resnet | peers",
+        "python bench/run.py                  # all of them, then this file is rewritten",
+        "python bench/run.py overhead         # or some: overhead idle llm7b resnet peers",
+        "                                     #   llm70b generate7b realfakes",
         "```",
         "",
         "Each benchmark stores its raw numbers in `bench/results/<name>.json`; this file is "
