@@ -51,7 +51,7 @@ class BaselineEntry:
         if self.ops != DEFAULT_OPS:  # baselines written before the switch stay as they were
             data["ops"] = self.ops
         if self.active_params is not None and self.active_params != self.params:
-            data["active_params"] = self.active_params  # dense models' entries stay as they were
+            data["active_params"] = self.active_params
         return data
 
 
@@ -134,10 +134,19 @@ def load(path: Path) -> Baseline:
                 active_params=(
                     None
                     if entry.get("active_params") is None
-                    else _int(entry.get("active_params"), f"{where}.active_params")
+                    else _fewer(
+                        _int(entry.get("active_params"), f"{where}.active_params"),
+                        _int(entry.get("params"), f"{where}.params"),
+                    )
                 ),
             )
     return Baseline(path, entries, environment=environment_info.read(data.get("environment")))
+
+
+def _fewer(active: int | None, params: int) -> int | None:
+    """Active params as an entry keeps them: None for a dense model (all of its params), so
+    an entry compares equal however it was made, and dense entries are written as before."""
+    return None if active is None or active == params else active
 
 
 def render(
@@ -184,6 +193,6 @@ def measured_entries(
                 path: flops // flops_per_mac for path, flops in verdict.by_module.items()
             },
             ops=verdict.ops,
-            active_params=verdict.active_params,
+            active_params=_fewer(verdict.active_params, verdict.params),
         )
     return entries
