@@ -141,6 +141,14 @@ def calflops(built: Built) -> Counted:
     return Counted(int(macs), int(params))
 
 
+def plugin_abstract(built: Built) -> Counted:
+    """A model with real weights, counted through fake copies: ``flops(..., abstract=True)``."""
+    from pytest_flopbudget import FlopCounter
+
+    result = FlopCounter(flops_per_mac=1)(built.model, built.args, abstract=True)
+    return Counted(result.macs, result.params, "" if result.abstract else "not abstract")
+
+
 COUNTERS: dict[str, Callable[[Built], Counted]] = {
     "plugin-fvcore": plugin("fvcore"),
     "plugin-torch": plugin("torch"),
@@ -149,4 +157,5 @@ COUNTERS: dict[str, Callable[[Built], Counted]] = {
     "ptflops": ptflops,
     "thop": thop,
     "calflops": calflops,
+    "plugin-abstract": plugin_abstract,
 }

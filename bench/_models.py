@@ -17,7 +17,7 @@ from typing import Any
 
 from _common import REPO_DIR
 
-MODELS = ("ffn", "small_cnn", "resnet50", "bert_base", "llama7b")
+MODELS = ("ffn", "small_cnn", "resnet50", "bert_base", "llama7b", "llama70b")
 KINDS = ("real", "fake", "meta")
 
 LLAMA_7B = {
@@ -30,6 +30,16 @@ LLAMA_7B = {
     "max_position_embeddings": 4096,
 }
 LLAMA_SEQUENCE = 2048
+LLAMA_70B = {
+    "hidden_size": 8192,
+    "num_hidden_layers": 80,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 8,
+    "intermediate_size": 28672,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+}
+LLAMA_70B_SEQUENCE = 4096
 BERT_SEQUENCE = 128
 
 LABELS = {
@@ -38,6 +48,7 @@ LABELS = {
     "resnet50": "ResNet-50, {batch}x3x224x224",
     "bert_base": f"BERT-base, 1x{BERT_SEQUENCE} tokens",
     "llama7b": f"Llama-2-7B shape, 1x{LLAMA_SEQUENCE} tokens",
+    "llama70b": f"Llama-2-70B shape, 1x{LLAMA_70B_SEQUENCE} tokens",
 }
 
 
@@ -68,13 +79,14 @@ def preload(name: str) -> None:
     """Import what building ``name`` needs, so that build times leave out import times."""
     import torch  # noqa: F401
 
-    if name in ("resnet50", "bert_base", "llama7b"):
+    if name in ("resnet50", "bert_base", "llama7b", "llama70b"):
         import transformers
 
         classes = {
             "resnet50": "ResNetForImageClassification",
             "bert_base": "BertModel",
             "llama7b": "LlamaForCausalLM",
+            "llama70b": "LlamaForCausalLM",
         }
         getattr(transformers, classes[name])  # transformers imports model modules lazily
     else:
@@ -109,12 +121,19 @@ def _factory(name: str, batch: int) -> Callable[[], tuple[Any, tuple[Any, ...]]]
         model = LlamaForCausalLM(LlamaConfig(**LLAMA_7B)).eval()
         return model, (torch.randint(0, LLAMA_7B["vocab_size"], (batch, LLAMA_SEQUENCE)),)
 
+    def llama70b() -> tuple[Any, tuple[Any, ...]]:
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        model = LlamaForCausalLM(LlamaConfig(**LLAMA_70B)).eval()
+        return model, (torch.zeros(batch, LLAMA_70B_SEQUENCE, dtype=torch.long),)
+
     factories = {
         "ffn": ffn,
         "small_cnn": small_cnn,
         "resnet50": resnet50,
         "bert_base": bert_base,
         "llama7b": llama7b,
+        "llama70b": llama70b,
     }
     return factories[name]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+import _llm_report
 from _counters import TOOL_LABELS
 from _models import label
 
@@ -649,6 +650,9 @@ SECTIONS = {
     "resnet": _resnet,
     "peers": _peers,
     "memory": _memory,
+    "llm70b": _llm_report.llm70b,
+    "generate7b": _llm_report.generate7b,
+    "realfakes": _llm_report.realfakes,
 }
 
 
@@ -679,9 +683,9 @@ def render(results: Path, analysis: str = "") -> str:
         "it is):",
         "",
         "```bash",
-        "python bench/run.py                  # all six, then this file is rewritten",
-        "python bench/run.py overhead         # or one: overhead | idle | llm7b | resnet | peers"
-        " | memory",
+        "python bench/run.py                  # all of them, then this file is rewritten",
+        "python bench/run.py overhead         # or some: overhead idle llm7b resnet peers",
+        "                                     #   memory llm70b generate7b realfakes",
         "```",
         "",
         "Each benchmark stores its raw numbers in `bench/results/<name>.json`; this file is "

@@ -1,7 +1,7 @@
 """Benchmarks of pytest-flopbudget: ``python bench/run.py [BENCHMARK ...] [--quick]``.
 
-BENCHMARK is any of ``overhead idle llm7b resnet peers memory`` (default: all six, in that
-order).
+BENCHMARK is any of ``overhead idle llm7b resnet peers memory llm70b generate7b realfakes``
+(default: all, in that order).
 Each benchmark writes ``bench/results/<name>.json``; afterwards ``BENCHMARKS.md`` at the
 repository root is rendered from every result present, so one benchmark can be re-run alone
 without losing the others. ``--quick`` runs fewer repetitions (a smoke test: its numbers are
@@ -34,7 +34,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO_DIR, RESULTS_DIR, machine, run_worker
 from _counters import TOOLS, missing_peers
 
-BENCHMARKS = ("overhead", "idle", "llm7b", "resnet", "peers", "memory")
+BENCHMARKS = (
+    "overhead",
+    "idle",
+    "llm7b",
+    "resnet",
+    "peers",
+    "memory",
+    "llm70b",
+    "generate7b",
+    "realfakes",
+)
 
 
 def _load() -> str:
@@ -260,6 +270,39 @@ def bench_memory(quick: bool) -> dict[str, Any]:
     return {"rows": rows, "target": 1.10}
 
 
+# 6-8. LLM serving and real models through fakes (bench/_llm_report.py renders them) -------------
+
+
+def bench_llm70b(quick: bool) -> dict[str, Any]:
+    runs = []
+    for index in range(1 if quick else 3):
+        _say(f"  llm70b: fresh process {index + 1}")
+        spec = {"task": "count", "tool": "plugin-torch", "model": "llama70b", "kind": "fake"}
+        runs.append(run_worker({**spec, "repeat": 3}))
+    return {"runs": runs, "target_s": 2.0, "target_rss_gb": 0.5}
+
+
+GENERATE_PROMPT, GENERATE_NEW = 2048, 128
+
+
+def bench_generate7b(quick: bool) -> dict[str, Any]:
+    runs = []
+    for index in range(1 if quick else 3):
+        _say(f"  generate7b: fresh process {index + 1}")
+        spec = {"task": "generate", "prompt": GENERATE_PROMPT, "new_tokens": GENERATE_NEW}
+        runs.append(run_worker(spec))
+    return {"runs": runs, "prompt": GENERATE_PROMPT, "new_tokens": GENERATE_NEW, "target_s": 10.0}
+
+
+def bench_realfakes(quick: bool) -> dict[str, Any]:
+    spec = {"task": "count", "model": "resnet50", "batch": 64, "kind": "real"}
+    _say("  realfakes: ResNet-50 batch 64, real weights, abstract=True")
+    fake = run_worker({**spec, "tool": "plugin-abstract", "repeat": 3 if quick else 7})
+    _say("  realfakes: ResNet-50 batch 64, real weights, fvcore backend")
+    real = run_worker({**spec, "tool": "plugin-fvcore", "repeat": 1 if quick else 3})
+    return {"batch": 64, "abstract": fake, "fvcore": real, "target_ratio": 0.05}
+
+
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "overhead": bench_overhead,
     "idle": bench_idle,
@@ -267,6 +310,9 @@ RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "resnet": bench_resnet,
     "peers": bench_peers,
     "memory": bench_memory,
+    "llm70b": bench_llm70b,
+    "generate7b": bench_generate7b,
+    "realfakes": bench_realfakes,
 }
 
 

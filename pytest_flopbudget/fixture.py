@@ -16,14 +16,16 @@ if TYPE_CHECKING:
 
 
 class FlopCounter:
-    """``flops(model, inputs, *, name=None, grad=False, backend=None, mode=None, ops=None)``.
+    """``flops(model, inputs, *, name=None, grad=False, backend=None, mode=None, ops=None,
+    abstract=None)``.
 
     ``inputs`` is a tensor, a tuple of positional arguments or a dict of keyword arguments.
     Each call is recorded under ``name`` (default: the model's class name) for the budget
-    check and the summary; the model is left as it was found. ``backend``, ``mode`` and
-    ``ops`` override the test's marker and pyproject settings for this call. ``optimizer``
-    (``"adam"``, ...) adds its state to a training step's peak memory; the marker's or
-    pyproject's applies to ``mode="train"`` counts.
+    check and the summary; the model is left as it was found. ``backend``, ``mode``, ``ops``
+    and ``abstract`` override the test's marker and pyproject settings for this call;
+    ``abstract=True`` counts a real model through fake copies of its tensors and inputs.
+    ``optimizer`` (``"adam"``, ...) adds its state to a training step's peak memory; the
+    marker's or pyproject's applies to ``mode="train"`` counts.
     """
 
     def __init__(self, *, flops_per_mac: int, options: CountOptions | None = None) -> None:
@@ -43,6 +45,7 @@ class FlopCounter:
         mode: str | None = None,
         ops: str | None = None,
         optimizer: str | None = None,
+        abstract: bool | None = None,
     ) -> Count:
         __tracebackhide__ = True
         from .counting.counter import count_model  # torch is imported only by tests that count
@@ -50,6 +53,9 @@ class FlopCounter:
         backend = backend if backend is not None else self._options.backend
         mode = mode if mode is not None else self._options.mode
         ops = ops if ops is not None else self._options.ops
+        abstract = abstract if abstract is not None else self._options.abstract
+        if not isinstance(abstract, bool):
+            raise CountError(f"flops(abstract=...) must be True or False, got {abstract!r:.80}")
         if backend not in ("fvcore", "torch"):
             raise CountError(f'flops(backend=...) must be "fvcore" or "torch", got {backend!r}')
         if mode not in ("inference", "train"):
@@ -66,6 +72,7 @@ class FlopCounter:
             grad=grad,
             ops=ops,
             optimizer=optimizer,
+            abstract=abstract,
         )
         self._counts.append(count)
         return count
@@ -77,14 +84,19 @@ class FlopCounter:
         *,
         max_new_tokens: int,
         name: str | None = None,
+        abstract: bool | None = None,
     ) -> GenerationCount:
         """Count greedy generation: prefill, ``max_new_tokens`` decode steps, the last step.
 
         Records ``<name>:prefill``, ``<name>:decode`` and ``<name>:decode_last`` (default name:
         the model's class name), so budgets bind to each phase by name. Counted by the torch
-        backend, on real or abstract models (see :mod:`.counting.generate`).
+        backend, on real or abstract models (see :mod:`.counting.generate`); ``abstract``
+        (default: the marker's or pyproject's) counts a real model through fake copies.
         """
         __tracebackhide__ = True
+        abstract = abstract if abstract is not None else self._options.abstract
+        if not isinstance(abstract, bool):
+            raise CountError(f"generate(abstract=...) must be True or False, got {abstract!r:.80}")
         from .counting.generate import count_generate
 
         result = count_generate(
@@ -93,6 +105,7 @@ class FlopCounter:
             max_new_tokens=max_new_tokens,
             name=name,
             flops_per_mac=self._flops_per_mac,
+            abstract=abstract,
         )
         self._counts.extend(result.phases.values())
         return result

@@ -587,7 +587,7 @@ class TestHooks:
         if item.get_closest_marker(MARKER_NAME) is None:
             return
         budgets: list[Budget] = []
-        options: dict[str, str] = {}
+        options: dict[str, str | bool] = {}
         problem = None
         for marker in item.iter_markers(name=MARKER_NAME):  # closest first
             where = f"{item.nodeid}: @pytest.mark.{MARKER_NAME}"

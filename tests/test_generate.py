@@ -165,3 +165,68 @@ def test_a_whole_test_budget_counts_the_last_step_once(pytester: pytest.Pytester
     )
     # prefill 197,696 + decode 150,960 = 348,656: passes only if decode_last is not added
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
+
+
+def _step_by_step(model: torch.nn.Module, prompt: torch.Tensor, new: int) -> list[int]:
+    """Every decode step counted on its own, by hand: the reference the closed-form sum meets."""
+    from pytest_flopbudget.counting.counter import count_model
+
+    with torch.no_grad():
+        cache = model(input_ids=prompt, use_cache=True).past_key_values
+    token = torch.zeros(prompt.shape[0], 1, dtype=torch.long)
+    counted = []
+    for _ in range(new):
+        kwargs = {"input_ids": token, "past_key_values": cache, "use_cache": True}
+        counted.append(count_model(model, kwargs, backend="torch").macs)
+        with torch.no_grad():  # the count leaves the cache as it was: grow it by the token
+            cache = model(**kwargs).past_key_values
+    return counted
+
+
+def test_the_closed_form_decode_total_equals_counting_every_step() -> None:
+    torch.manual_seed(0)
+    model, prompt = _llama(), torch.randint(0, VOCAB, (1, PROMPT))
+    steps = _step_by_step(model, prompt, 20)
+    assert steps == [per_token(c) for c in range(PROMPT + 1, PROMPT + 21)]
+    result = count_generate(model, prompt, max_new_tokens=20)
+    assert result.affine and "3 of 20 steps counted" in result.how
+    assert len(result.steps) == 3
+    assert result.decode.macs == sum(steps)
+    assert result.decode_last.macs == steps[-1]
+
+
+WINDOW = 11
+
+
+def _mistral() -> T.MistralForCausalLM:
+    config = T.MistralConfig(
+        hidden_size=D,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS,
+        intermediate_size=FF,
+        vocab_size=VOCAB,
+        sliding_window=WINDOW,
+    )
+    return T.MistralForCausalLM(config).eval()
+
+
+def test_a_sliding_window_is_counted_step_by_step_and_says_so() -> None:
+    # a token attends to at most WINDOW keys: the cost grows until the context reaches the
+    # window, then stays flat; no line through the first steps predicts the last
+    torch.manual_seed(0)
+    model, prompt = _mistral(), torch.randint(0, VOCAB, (1, PROMPT))
+    contexts = range(PROMPT + 1, PROMPT + NEW + 1)
+    expected = [per_token(min(c, WINDOW)) for c in contexts]
+    assert _step_by_step(model, prompt, NEW) == expected
+    real = count_generate(model, prompt, max_new_tokens=NEW)
+    with abstract():
+        fake_model, fake_prompt = _mistral(), torch.zeros(1, PROMPT, dtype=torch.long)
+    fake = count_generate(fake_model, fake_prompt, max_new_tokens=NEW)
+    for result in (real, fake):
+        assert not result.affine
+        assert "one by one" in result.how and "not affine" in result.how
+        assert result.decode.macs == sum(expected)
+        assert [result.per_token_at(c).macs for c in contexts] == expected
+        assert result.decode_last.macs == per_token(WINDOW)
+        assert result.prefill.macs == prefill(PROMPT)

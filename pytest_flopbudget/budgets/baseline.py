@@ -35,6 +35,12 @@ class BaselineEntry:
     params: int
     by_module_macs: Mapping[str, int] = field(default_factory=dict)
     ops: str = DEFAULT_OPS
+    active_params: int | None = None
+    """What one token's forward uses (mixture of experts); None: all of ``params``."""
+
+    @property
+    def active(self) -> int:
+        return self.params if self.active_params is None else self.active_params
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -44,6 +50,8 @@ class BaselineEntry:
         }
         if self.ops != DEFAULT_OPS:  # baselines written before the switch stay as they were
             data["ops"] = self.ops
+        if self.active_params is not None and self.active_params != self.params:
+            data["active_params"] = self.active_params
         return data
 
 
@@ -123,8 +131,22 @@ def load(path: Path) -> Baseline:
                     str(k): _int(v, f"{where}.by_module_macs[{k!r}]") for k, v in modules.items()
                 },
                 ops=_ops(entry.get("ops", DEFAULT_OPS), f"{where}.ops"),
+                active_params=(
+                    None
+                    if entry.get("active_params") is None
+                    else _fewer(
+                        _int(entry.get("active_params"), f"{where}.active_params"),
+                        _int(entry.get("params"), f"{where}.params"),
+                    )
+                ),
             )
     return Baseline(path, entries, environment=environment_info.read(data.get("environment")))
+
+
+def _fewer(active: int | None, params: int) -> int | None:
+    """Active params as an entry keeps them: None for a dense model (all of its params), so
+    an entry compares equal however it was made, and dense entries are written as before."""
+    return None if active is None or active == params else active
 
 
 def render(
@@ -171,5 +193,6 @@ def measured_entries(
                 path: flops // flops_per_mac for path, flops in verdict.by_module.items()
             },
             ops=verdict.ops,
+            active_params=_fewer(verdict.active_params, verdict.params),
         )
     return entries

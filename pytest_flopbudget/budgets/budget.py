@@ -35,7 +35,9 @@ COUNT_OPTION_CHOICES: dict[str, tuple[str, ...]] = {
     "ops": OPS_CONVENTIONS,
     "optimizer": OPTIMIZER_NAMES,
 }
-OPTION_KEYS = ("name", "tolerance", "on_exceed", *COUNT_OPTION_CHOICES)
+COUNT_FLAG_OPTIONS = ("abstract",)
+"""Counting options that are true or false (``abstract=True``: real models through fakes)."""
+OPTION_KEYS = ("name", "tolerance", "on_exceed", *COUNT_OPTION_CHOICES, *COUNT_FLAG_OPTIONS)
 
 
 class BudgetError(ValueError):
@@ -136,7 +138,8 @@ def _from_arguments(
         raise BudgetError(
             f"{where}: give at most one of active_params / mactive_params / gactive_params"
         )
-    if not compute and not params and not active and not (set(options) & set(COUNT_OPTION_CHOICES)):
+    counting = set(COUNT_OPTION_CHOICES) | set(COUNT_FLAG_OPTIONS)
+    if not compute and not params and not active and not (set(options) & counting):
         raise BudgetError(
             f"{where}: no budget given; add one compute unit (e.g. gflops=4.1 or gmacs=2) "
             "and/or params / mparams / gactive_params"
@@ -166,9 +169,16 @@ def _read_options(
     return name, tolerance, on_exceed
 
 
-def count_options_from_marker(kwargs: Mapping[str, Any], where: str) -> dict[str, str]:
-    """``backend=``, ``unknown_ops=``, ``mode=`` and ``ops=``: how the test's models are counted."""
-    options: dict[str, str] = {}
+def count_options_from_marker(kwargs: Mapping[str, Any], where: str) -> dict[str, str | bool]:
+    """``backend=``, ``unknown_ops=``, ``mode=``, ``ops=`` and ``abstract=``: how the test's
+    models are counted."""
+    options: dict[str, str | bool] = {}
+    for key in COUNT_FLAG_OPTIONS:
+        if key in kwargs:
+            value = kwargs[key]
+            if not isinstance(value, bool):
+                raise BudgetError(f"{where}: {key} must be True or False, got {shown(value)}")
+            options[key] = value
     for key, choices in COUNT_OPTION_CHOICES.items():
         if key in kwargs:
             value = kwargs[key]

@@ -38,6 +38,12 @@ class Model:
     params: int
     module_macs: dict[str, float] = field(hash=False)
     ops: str = "fvcore"
+    active_params: int | None = None
+    """Parameters one token's forward uses (mixture of experts); None: the same as params."""
+
+    @property
+    def active(self) -> int:
+        return self.params if self.active_params is None else self.active_params
 
 
 class ConventionMismatch(ValueError):
@@ -69,6 +75,8 @@ class ModelChange:
     new_params: int | None
     modules: tuple[ModuleChange, ...] = ()
     more_modules: int = 0  # deepest changed modules left out of ``modules`` by ``top``
+    old_active_params: int | None = None
+    new_active_params: int | None = None
 
     @property
     def regressed(self) -> bool:
@@ -132,7 +140,8 @@ def _relative(old: int | None, new: int | None) -> float | None:
 def compare(old: Report, new: Report, tolerance: float = 0.0, top: int = DEFAULT_TOP) -> Comparison:
     """Match models by (node id, name) and say how each changed, in MACs.
 
-    A model regresses when its MACs or its params grow by more than ``tolerance`` (relative:
+    A model regresses when its MACs, its params or its active params (what one token uses,
+    fewer than params for a mixture of experts) grow by more than ``tolerance`` (relative:
     0.02 lets a model grow 2%). Added and removed models are listed but never regress: a
     new model has nothing to grow from.
     """
@@ -185,6 +194,8 @@ def _change(old: Model | None, new: Model | None, tolerance: float, top: int) ->
         new_params=new.params if new else None,
         modules=tuple(ranked[:top]),
         more_modules=max(0, len(ranked) - top),
+        old_active_params=old.active if old else None,
+        new_active_params=new.active if new else None,
     )
 
 
@@ -195,7 +206,7 @@ def _status(
         return "added"
     if new is None:
         return "removed"
-    pairs = ((old.macs, new.macs), (old.params, new.params))
+    pairs = ((old.macs, new.macs), (old.params, new.params), (old.active, new.active))
     return growth.status(pairs, tolerance, modules_changed=modules_changed)
 
 

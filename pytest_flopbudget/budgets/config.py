@@ -55,6 +55,7 @@ class Settings:
     ops: str = "fvcore"
     optimizer: str | None = None
     """Whose state a training step's peak memory includes (train-mode counts only)."""
+    abstract: bool = False
     budgets_by_nodeid: Mapping[str, Budget] = field(default_factory=dict)
     budgets_by_name: Mapping[str, Budget] = field(default_factory=dict)
     baseline_path: Path | None = None
@@ -97,15 +98,20 @@ class CountOptions:
     mode: str = "inference"
     ops: str = "fvcore"
     optimizer: str | None = None
+    """Whose state a training step's peak memory includes (train-mode counts only)."""
+    abstract: bool = False
+    """Count real models through fake copies of their tensors (no arithmetic, no memory)."""
 
 
-def count_options(settings: Settings, marker_options: Mapping[str, str]) -> CountOptions:
+def count_options(settings: Settings, marker_options: Mapping[str, str | bool]) -> CountOptions:
+    optimizer = marker_options.get("optimizer", settings.optimizer)
     return CountOptions(
-        backend=marker_options.get("backend", settings.backend),
-        unknown_ops=marker_options.get("unknown_ops", settings.unknown_ops),
-        mode=marker_options.get("mode", settings.mode),
-        ops=marker_options.get("ops", settings.ops),
-        optimizer=marker_options.get("optimizer", settings.optimizer),
+        backend=str(marker_options.get("backend", settings.backend)),
+        unknown_ops=str(marker_options.get("unknown_ops", settings.unknown_ops)),
+        mode=str(marker_options.get("mode", settings.mode)),
+        ops=str(marker_options.get("ops", settings.ops)),
+        optimizer=None if optimizer is None else str(optimizer),
+        abstract=bool(marker_options.get("abstract", settings.abstract)),
     )
 
 
@@ -213,6 +219,7 @@ KNOWN_KEYS = (
     "mode",
     "ops",
     "optimizer",
+    "abstract",
     "budgets",
     "baseline",
     "regression_tolerance",
@@ -266,6 +273,9 @@ def settings_from_pyproject(
     report_only = section.get("report_only", False)
     if not isinstance(report_only, bool):
         raise ConfigError(f"{place} report_only: must be true or false, got {report_only!r}")
+    abstract = section.get("abstract", False)
+    if not isinstance(abstract, bool):
+        raise ConfigError(f"{place} abstract: must be true or false, got {shown(abstract)}")
 
     by_nodeid, by_name = _budgets(path, section.get("budgets", {}), place)
     mode = _choice(section, "mode", MODE_CHOICES, "inference", place)
@@ -278,6 +288,7 @@ def settings_from_pyproject(
         mode=mode,
         ops=_choice(section, "ops", OPS_CONVENTIONS, "fvcore", place),
         optimizer=_optimizer(section, mode, place),
+        abstract=abstract,
         budgets_by_nodeid=by_nodeid,
         budgets_by_name=by_name,
         baseline_path=baseline_path,

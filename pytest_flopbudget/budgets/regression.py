@@ -48,12 +48,15 @@ def against_baseline(
         for change in module_changes(before, verdict.by_module)[:MODULES_SHOWN]
     )
     tolerance = settings.regression_tolerance
-    grew = grew_beyond(entry.macs, verdict.macs, tolerance) or grew_beyond(
-        entry.params, verdict.params, tolerance
+    active = verdict.params if verdict.active_params is None else verdict.active_params
+    grew = (
+        grew_beyond(entry.macs, verdict.macs, tolerance)
+        or grew_beyond(entry.params, verdict.params, tolerance)
+        or grew_beyond(entry.active, active, tolerance)
     )
     status, message = verdict.status, verdict.message
     toolchain = None
-    if (verdict.macs, verdict.params) != (entry.macs, entry.params):
+    if (verdict.macs, verdict.params, active) != (entry.macs, entry.params, entry.active):
         toolchain = toolchain_note(baseline.environment, environment or {})
         if toolchain is not None and not grew:
             notes.append(f"changed since the baseline: {toolchain}")
@@ -61,6 +64,8 @@ def against_baseline(
         lines = [_growth(verdict.name, verdict.macs, entry.macs, "macs")]
         if verdict.params != entry.params:
             lines.append(_growth(verdict.name, verdict.params, entry.params, "params"))
+        if active != entry.active:
+            lines.append(_growth(verdict.name, active, entry.active, "params", "active "))
         if toolchain is not None:
             lines.append(toolchain)
         lines += _module_lines(changes)
@@ -88,12 +93,13 @@ def tighten_note(verdict: Verdict, settings: Settings) -> Verdict:
     return replace(verdict, notes=(*verdict.notes, note))
 
 
-def _growth(name: str, now: int, before: int, kind: str) -> str:
-    change = f"+{(now / before - 1):.1%}" if before else "new"
+def _growth(name: str, now: int, before: int, kind: str, prefix: str = "") -> str:
+    change = f"{(now / before - 1):+.1%}" if before else "new"
     unit: Kind = "macs" if kind == "macs" else "params"
+    direction = "down" if now < before else "up"
     return (
-        f"{name}: {format_quantity(now, unit)}, up from {format_quantity(before, unit)} "
-        f"in the baseline ({change})"
+        f"{name}: {prefix}{format_quantity(now, unit)}, {direction} from "
+        f"{format_quantity(before, unit)} in the baseline ({change})"
     )
 
 

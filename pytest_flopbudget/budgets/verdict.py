@@ -144,7 +144,8 @@ def _combine(
 ) -> _Subject:
     by_module = _added(count.by_module for count in counts)
     unknown = _added(count.unknown_ops for count in counts)
-    backends = sorted({count.backend for count in counts})
+    # an abstract count says so where the backend is shown (table -v, JSON, Markdown)
+    backends = sorted({f"{c.backend} (abstract)" if c.abstract else c.backend for c in counts})
     return _Subject(
         name=name,
         flops=sum(count.flops for count in counts),

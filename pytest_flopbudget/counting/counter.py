@@ -13,7 +13,7 @@ import torch
 from .active import active_params
 from .backends import get_backend
 from .count import OPTIMIZER_NAMES, Count, CountError, RawCount
-from .fakes import AbstractInputError, is_abstract
+from .fakes import AbstractInputError, is_abstract, through_fakes
 from .inputs import InputError, normalize_inputs, private_copies
 from .op_conventions import check_ops
 
@@ -30,8 +30,13 @@ def count_model(
     ops: str = "fvcore",
     optimizer: str | None = None,
     memory: bool = True,
+    abstract: bool = False,
 ) -> Count:
     """Count ``model(inputs)`` and return the result in the given convention.
+
+    ``abstract=True`` counts a model with real weights through fake copies of its tensors and
+    inputs (:func:`.fakes.through_fakes`): the same count as running it, without its
+    arithmetic or activation memory.
 
     ``ops`` says which ops count: ``"fvcore"`` (fvcore's convention: convolutions, matrix
     products, attention, norms, pooling, resampling) or ``"dense"`` (convolutions, matrix
@@ -78,12 +83,17 @@ def count_model(
                 f"{label}: flops(optimizer=...) must be one of {allowed}, got {optimizer!r:.80}"
             )
     state = _ModelState.of(model)
-    abstract = state.abstract or is_abstract((args, kwargs))
+    abstract = abstract or state.abstract or is_abstract((args, kwargs))
     if abstract or train or _packs_weights(model):
         backend = "torch"
     count_backend = get_backend(backend, train=train, ops=ops, memory=memory, optimizer=optimizer)
     try:
-        with _quiet(), torch.set_grad_enabled(grad or train):
+        inputs = (
+            through_fakes(model, args, kwargs)
+            if abstract
+            else contextlib.nullcontext((args, kwargs))
+        )
+        with _quiet(), torch.set_grad_enabled(grad or train), inputs as (args, kwargs):
             raw = count_backend(model, args, kwargs)
     except Exception as error:  # the tracer's own errors are many and undocumented
         if isinstance(error, (AbstractInputError, CountError)):

@@ -286,3 +286,56 @@ def _first_of_each_mode(tensors: list[_Labelled]) -> tuple[str, str]:
     mode = first.fake_mode  # type: ignore[attr-defined]
     other = next(label for label, tensor in tensors if tensor.fake_mode is not mode)  # type: ignore[attr-defined]
     return first_label, other
+
+
+@contextlib.contextmanager
+def through_fakes(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Count a real model abstractly: fake copies of its parameters, buffers and inputs.
+
+    Inside the block the model's parameters and buffers are fake tensors of one new
+    :class:`AbstractScope` (made with ``FakeTensorMode.from_tensor``: shape, dtype, device and
+    ``requires_grad`` copied, no data), and the yielded inputs are fake copies of ``args`` and
+    ``kwargs``. A forward then costs no activation memory and no arithmetic, so batch 64 costs
+    what batch 1 does. Shared tensors stay shared (tied weights are one fake). Small inputs and
+    buffers keep their values as known values (:mod:`.known_values`), so a model that reads a
+    mask or a position table takes the branch a real run takes. On exit the model's own
+    tensors are put back, whatever happened inside; nothing of the model is copied or written.
+    A model that is already abstract, or real inputs of a fake model, are left as they are.
+    """
+    if is_abstract(model) or is_abstract((args, kwargs)):
+        yield args, kwargs
+        return
+    from torch.nn.utils.stateless import _reparametrize_module
+
+    from .known_values import SMALL_NUMEL, _record
+
+    scope = AbstractScope()
+    fakes: dict[int, torch.Tensor] = {}
+
+    def fake(tensor: torch.Tensor, *, known: bool) -> torch.Tensor:
+        found = fakes.get(id(tensor))
+        if found is None:
+            found = scope.fake_mode.from_tensor(tensor)
+            if known and tensor.numel() <= SMALL_NUMEL and not tensor.is_meta:
+                _record(found, tensor.detach(), uniform=False)
+            fakes[id(tensor)] = found
+        return found
+
+    swapped = {
+        name: fake(tensor, known=False)
+        for name, tensor in model.named_parameters(remove_duplicate=False)
+    }
+    swapped.update(
+        {
+            name: fake(tensor, known=True)
+            for name, tensor in model.named_buffers(remove_duplicate=False)
+            if tensor is not None
+        }
+    )
+    fake_args, fake_kwargs = pytree.tree_map_only(
+        torch.Tensor, lambda tensor: fake(tensor, known=True), (args, kwargs)
+    )
+    with _reparametrize_module(model, swapped):
+        yield fake_args, fake_kwargs

@@ -17,10 +17,11 @@ Token values never matter (greedy, fixed length): new tokens are zeros.
 Counting ``N`` steps one by one would trace the model ``N`` times. A decode step differs from
 the next only by the cache length, and its cost is affine in the context (projections and MLPs
 are constant per token, attention grows by one key per step). So the first two steps and the
-last are counted (the cache for the last is made by one uncounted forward of the tokens in
-between) and the line through the first two must predict the last exactly, for the total and
-for every module; the sum over all steps then follows in closed form. If it does not (a
-sliding window, a cost that jumps), every step is counted. Either way the result is exact.
+last are counted and the line through the first two must predict the last exactly, for the
+total and for every module; the sum over all steps then follows in closed form. The cache for
+the last step is lengthened in place with zeros when it is a plain ``DynamicCache``, else made
+by one uncounted forward of the tokens in between. If the line misses (a sliding window, a
+cost that jumps), the steps in between are counted one by one. Either way the result is exact.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 
 from .count import Count, CountError
 from .counter import count_model
-from .fakes import counting_context
+from .fakes import counting_context, through_fakes
 from .inputs import InputError, normalize_inputs
 
 PHASES = ("prefill", "decode", "decode_last")
@@ -56,7 +57,11 @@ class GenerationCount:
     decode: Count
     decode_last: Count
     steps: Mapping[int, Count] = field(default_factory=dict)
+    """The decode steps that were counted, by context."""
     affine: bool = False
+    """Whether the decode total was summed in closed form from three counted steps."""
+    how: str = ""
+    """How the decode phase was counted, in words."""
 
     @property
     def phases(self) -> dict[str, Count]:
@@ -104,8 +109,13 @@ def count_generate(
     max_new_tokens: int,
     name: str | None = None,
     flops_per_mac: int = 1,
+    abstract: bool = False,
 ) -> GenerationCount:
-    """Count prefill and ``max_new_tokens`` decode steps (see the module docstring)."""
+    """Count prefill and ``max_new_tokens`` decode steps (see the module docstring).
+
+    ``abstract=True`` counts a real model through fake copies of its tensors and the prompt
+    (:func:`.fakes.through_fakes`): nothing is computed and the cache takes no memory.
+    """
     __tracebackhide__ = True
     if not isinstance(model, torch.nn.Module):
         raise CountError(f"generate() needs a torch.nn.Module, got {type(model).__name__}")
@@ -117,6 +127,19 @@ def count_generate(
     ):
         raise CountError(f"{label}: max_new_tokens must be a positive int, got {max_new_tokens!r}")
     prompt = _prompt(inputs, label)
+    if abstract:
+        with through_fakes(model, (), prompt) as (_, fake_prompt):
+            return _generate(model, fake_prompt, label, max_new_tokens, flops_per_mac)
+    return _generate(model, prompt, label, max_new_tokens, flops_per_mac)
+
+
+def _generate(
+    model: torch.nn.Module,
+    prompt: dict[str, Any],
+    label: str,
+    max_new_tokens: int,
+    flops_per_mac: int,
+) -> GenerationCount:
     ids = prompt["input_ids"]
     batch, length = int(ids.shape[0]), int(ids.shape[1])
     count = _Counter(model, label, flops_per_mac, batch)
@@ -137,6 +160,9 @@ def count_generate(
         if counted:
             step, cache = count.step(kwargs, "decode")
             return step, cache, mask
+        with _values_known(ids):
+            if _grow_cache(cache, tokens):
+                return None, cache, mask
         return None, count.advance(kwargs), mask
 
     context = length
@@ -154,16 +180,28 @@ def count_generate(
     affine = max_new_tokens <= 2 or _on_line(
         steps[first], steps[first + 1], steps[final], final - first
     )
-    if not affine:  # count every step: go back to the second step's cache
-        steps = {first: steps[first]}
-        _, cache = count.step({**prompt, "use_cache": True}, "prefill")
+    if affine:
+        decode = _decode_sum(
+            steps[first], steps.get(first + 1), steps[final], max_new_tokens, f"{label}:decode"
+        )
+        how = (
+            f"all {max_new_tokens} steps counted"
+            if max_new_tokens <= 2
+            else f"3 of {max_new_tokens} steps counted, cost affine in the context"
+        )
+    else:  # count the steps in between one by one, from the second step's cache (uncounted)
+        cache = count.advance({**prompt, "use_cache": True})
         mask = prompt.get("attention_mask")
-        for context in range(first, final + 1):
+        _, cache, mask = feed(cache, 2, mask, counted=False)
+        for context in range(first + 2, final):
             step, cache, mask = feed(cache, 1, mask, counted=True)
             steps[context] = step  # type: ignore[assignment]
+        steps = dict(sorted(steps.items()))
         decode = _sum(list(steps.values()), f"{label}:decode")
-    else:
-        decode = _decode_sum(steps[first], steps.get(first + 1), max_new_tokens, f"{label}:decode")
+        how = (
+            f"all {max_new_tokens} steps counted one by one: the cost is not affine in the "
+            "context (a sliding window, or a cost that jumps)"
+        )
     last = replace(steps[final], name=f"{label}:decode_last", counted_in=f"{label}:decode")
     return GenerationCount(
         name=label,
@@ -174,6 +212,7 @@ def count_generate(
         decode_last=last,
         steps=steps,
         affine=affine,
+        how=how,
     )
 
 
@@ -189,6 +228,42 @@ def _values_known(like: torch.Tensor) -> Iterator[None]:
 
     with like.fake_mode, KnownValues():
         yield
+
+
+def _grow_cache(cache: Any, tokens: int) -> bool:
+    """Lengthen a Hugging Face ``DynamicCache`` by ``tokens`` positions without a forward.
+
+    An uncounted forward over the tokens between two counted steps only appends their keys and
+    values to every layer; their values never matter to a count, so zeros of the same shape
+    do. Only a plain ``DynamicCache`` of plain ``DynamicLayer``s (what causal LMs make by
+    default) is lengthened this way: sliding-window, quantized, offloaded or static layers keep
+    their own rules, so for them (and any other cache) this returns False and the forward runs.
+    """
+    if not type(cache).__module__.startswith("transformers."):
+        return False
+    try:
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+    except ImportError:  # pragma: no cover - transformers without the layered cache
+        return False
+    layers = getattr(cache, "layers", None)
+    if type(cache) is not DynamicCache or not layers:
+        return False
+    if any(
+        type(layer) is not DynamicLayer
+        or not getattr(layer, "is_initialized", False)
+        or not isinstance(layer.keys, torch.Tensor)
+        or layer.keys.dim() != 4
+        or not isinstance(layer.values, torch.Tensor)
+        or layer.values.dim() != 4
+        for layer in layers
+    ):
+        return False
+    for layer in layers:
+        for attr in ("keys", "values"):
+            old = getattr(layer, attr)
+            extra = old.new_zeros((*old.shape[:2], tokens, old.shape[3]))
+            setattr(layer, attr, torch.cat([old, extra], dim=-2))
+    return True
 
 
 def _prompt(inputs: object, label: str) -> dict[str, Any]:
@@ -251,63 +326,77 @@ class _Counter:
         return cache
 
 
+_LINEAR_INTS = ("macs", "bytes_moved")
+_LINEAR_MAPS = ("by_module", "bytes_by_module", "bytes_by_dtype")
+"""Fields that add up over ops, hence affine in the context where the MACs are."""
+
+
 def _on_line(a: Count, b: Count, last: Count, steps: int) -> bool:
     """Whether ``last`` (``steps`` contexts after ``a``) lies on the line through a and b."""
     predicted = _line(a, b, steps, name=last.name)
     return (
-        predicted.macs == last.macs
-        and dict(predicted.by_module) == dict(last.by_module)
+        all(getattr(predicted, key) == getattr(last, key) for key in _LINEAR_INTS)
+        and all(dict(getattr(predicted, key)) == dict(getattr(last, key)) for key in _LINEAR_MAPS)
         and dict(a.unknown_ops) == dict(b.unknown_ops) == dict(last.unknown_ops)
     )
 
 
+def _combine(counts: list[Count], weights: list[int], *, name: str, **changes: Any) -> Count:
+    """``sum(weight * count)`` over the additive fields; the rest is the first count's.
+
+    Per-op costs cannot be combined this way (an attention op's cost changes with the
+    context), so a combination leaves them out rather than carry the first step's.
+    """
+    first = counts[0]
+    values: dict[str, Any] = {}
+    for key in _LINEAR_INTS:
+        parts = [getattr(count, key) for count in counts]
+        values[key] = (
+            None
+            if any(part is None for part in parts)
+            else sum(w * part for w, part in zip(weights, parts, strict=True))
+        )
+    for key in _LINEAR_MAPS:
+        maps = [getattr(count, key) for count in counts]
+        keys = set().union(*maps)
+        values[key] = {
+            k: sum(w * m.get(k, 0) for w, m in zip(weights, maps, strict=True)) for k in keys
+        }
+    values["flops"] = values["macs"] * first.flops_per_mac
+    values["op_costs"] = first.op_costs if len(counts) == 1 and weights == [1] else ()
+    return replace(first, name=name, **values, **changes)
+
+
 def _line(a: Count, b: Count, steps: int, *, name: str) -> Count:
-    keys = set(a.by_module) | set(b.by_module)
-    by_module = {
-        key: a.by_module.get(key, 0) + steps * (b.by_module.get(key, 0) - a.by_module.get(key, 0))
-        for key in keys
-    }
-    macs = a.macs + steps * (b.macs - a.macs)
-    return replace(a, name=name, macs=macs, flops=macs * a.flops_per_mac, by_module=by_module)
+    """The step ``steps`` contexts after ``a``, on the line through ``a`` and ``b``."""
+    return _combine([a, b], [1 - steps, steps], name=name, peak_memory=None)
 
 
-def _decode_sum(first: Count, second: Count | None, steps: int, name: str) -> Count:
+def _decode_sum(first: Count, second: Count | None, last: Count, steps: int, name: str) -> Count:
     """Σ over ``steps`` steps of an affine cost: ``steps * first + slope * steps(steps-1)/2``."""
     if second is None:
         return replace(first, name=name)
+    peaks = (first.peak_memory, last.peak_memory)
     weight = steps * (steps - 1) // 2
-    keys = set(first.by_module) | set(second.by_module)
-
-    def total(a: int, b: int) -> int:
-        return steps * a + weight * (b - a)
-
-    macs = total(first.macs, second.macs)
-    return replace(
-        first,
+    return _combine(
+        [first, second],
+        [steps - weight, weight],
         name=name,
-        macs=macs,
-        flops=macs * first.flops_per_mac,
-        by_module={
-            key: total(first.by_module.get(key, 0), second.by_module.get(key, 0)) for key in keys
-        },
         unknown_ops={op: times * steps for op, times in first.unknown_ops.items()},
+        peak_memory=None if None in peaks else max(peaks),  # type: ignore[type-var]
     )
 
 
 def _sum(counts: list[Count], name: str) -> Count:
-    by_module: dict[str, int] = {}
     unknown: dict[str, int] = {}
     for count in counts:
-        for key, value in count.by_module.items():
-            by_module[key] = by_module.get(key, 0) + value
         for op, times in count.unknown_ops.items():
             unknown[op] = unknown.get(op, 0) + times
-    macs = sum(count.macs for count in counts)
-    return replace(
-        counts[0],
+    peaks = [count.peak_memory for count in counts]
+    return _combine(
+        counts,
+        [1] * len(counts),
         name=name,
-        macs=macs,
-        flops=macs * counts[0].flops_per_mac,
-        by_module=by_module,
         unknown_ops=unknown,
+        peak_memory=None if None in peaks else max(peaks),  # type: ignore[type-var]
     )

@@ -50,6 +50,11 @@ def _model_dict(model: ModelChange) -> dict[str, Any]:
             "delta": model.params_delta,
             "relative": model.params_relative,
         },
+        "active_params": {
+            "old": model.old_active_params,
+            "new": model.new_active_params,
+            "delta": _delta(model.old_active_params, model.new_active_params),
+        },
         "modules": [
             {"path": m.path, "before": m.before, "after": m.after, "delta": m.delta}
             for m in model.modules
@@ -163,9 +168,26 @@ def _row(model: ModelChange) -> dict[str, str]:
         "MACs old -> new": _old_to_new(model.old_macs, model.new_macs, "macs"),
         "delta": _signed(model.macs_delta, "macs"),
         "delta %": _percent(model.macs_relative),
-        "params old -> new": _old_to_new(model.old_params, model.new_params, "params"),
+        "params old -> new": _params_cell(model),
         "status": _status_label(model),
     }
+
+
+def _params_cell(model: ModelChange) -> str:
+    """``46.7G -> 46.7G params (active 12.9G -> 18.5G)`` where a side has fewer active."""
+    cell = _old_to_new(model.old_params, model.new_params, "params")
+    sides = (
+        (model.old_params, model.old_active_params),
+        (model.new_params, model.new_active_params),
+    )
+    if all(active is None or active == params for params, active in sides):
+        return cell
+    old, new = (format_quantity(a, "params").removesuffix(" params") for _, a in sides)
+    return f"{cell} (active {old} -> {new})"
+
+
+def _delta(old: int | None, new: int | None) -> int | None:
+    return None if old is None or new is None else new - old
 
 
 def _status_label(model: ModelChange) -> str:

@@ -227,6 +227,7 @@ def _model(row: Any, where: str, flops_per_mac: int, ops: str = DEFAULT_OPS) -> 
         params=params,
         module_macs=module_macs,
         ops=_ops(row.get("ops", ops), f"{where}.ops"),
+        active_params=_count(row, "active_params", where),
     )
 
 

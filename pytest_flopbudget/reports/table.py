@@ -34,6 +34,8 @@ def header_line(settings: Settings) -> str:
         "on_exceed": settings.on_exceed,
     }
     listed = ", ".join(f"{key}={value}" for key, value in options.items())
+    if settings.abstract:
+        listed += ", abstract=true (real models counted through fake copies)"
     return f"flopbudget: {settings.convention}; {listed}"
 
 
