@@ -35,6 +35,7 @@ class BaselineEntry:
     params: int
     by_module_macs: Mapping[str, int] = field(default_factory=dict)
     ops: str = DEFAULT_OPS
+    peak_memory: int | None = None  # bytes; absent in entries counted without it
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -44,6 +45,8 @@ class BaselineEntry:
         }
         if self.ops != DEFAULT_OPS:  # baselines written before the switch stay as they were
             data["ops"] = self.ops
+        if self.peak_memory is not None:
+            data["peak_memory"] = self.peak_memory
         return data
 
 
@@ -123,6 +126,11 @@ def load(path: Path) -> Baseline:
                     str(k): _int(v, f"{where}.by_module_macs[{k!r}]") for k, v in modules.items()
                 },
                 ops=_ops(entry.get("ops", DEFAULT_OPS), f"{where}.ops"),
+                peak_memory=(
+                    _int(entry["peak_memory"], f"{where}.peak_memory")
+                    if entry.get("peak_memory") is not None
+                    else None
+                ),
             )
     return Baseline(path, entries, environment=environment_info.read(data.get("environment")))
 
@@ -171,5 +179,6 @@ def measured_entries(
                 path: flops // flops_per_mac for path, flops in verdict.by_module.items()
             },
             ops=verdict.ops,
+            peak_memory=getattr(verdict, "peak_memory", None),
         )
     return entries

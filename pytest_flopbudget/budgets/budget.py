@@ -15,7 +15,9 @@ from .units import (
     ACTIVE_PARAM_UNITS,
     COMPUTE_UNITS,
     MAX_TOLERANCE,
+    MEMORY_UNITS,
     PARAM_UNITS,
+    TIME_UNITS,
     Quantity,
     UnitError,
     as_number,
@@ -25,7 +27,7 @@ from .units import (
 )
 
 MARKER_NAME = "flop_budget"
-ENTRY_OPTION_KEYS = ("tolerance", "on_exceed")
+ENTRY_OPTION_KEYS = ("tolerance", "on_exceed", "device")
 ON_EXCEED_CHOICES = ("fail", "warn")
 COUNT_OPTION_CHOICES: dict[str, tuple[str, ...]] = {
     "backend": ("fvcore", "torch"),
@@ -33,7 +35,7 @@ COUNT_OPTION_CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("inference", "train"),
     "ops": OPS_CONVENTIONS,
 }
-OPTION_KEYS = ("name", "tolerance", "on_exceed", *COUNT_OPTION_CHOICES)
+OPTION_KEYS = ("name", "tolerance", "on_exceed", "device", *COUNT_OPTION_CHOICES)
 
 
 class BudgetError(ValueError):
@@ -54,6 +56,12 @@ class Budget:
     pyproject_file: str | None = None  # the pyproject.toml holding the entry (monorepos)
     active_params: Quantity | None = None
     """A limit on the parameters one token's forward uses (mixture-of-experts models)."""
+    memory: Quantity | None = None
+    """A limit on the peak memory of the counted pass (``gib=16``, ``"512 MiB"``)."""
+    time: Quantity | None = None
+    """A limit on the roofline lower bound on ``device`` (``ms=2.0``)."""
+    device: str | None = None
+    """The device spec a time budget is priced on (``"A100:fp16"``), checked when read."""
 
     @property
     def source(self) -> str:
@@ -101,18 +109,32 @@ def _from_arguments(
     allowed_options: Iterable[str],
     extra: Iterable[Quantity] = (),
 ) -> tuple[Quantity | None, Quantity | None, Quantity | None, dict[str, Any]]:
-    kinds: dict[str, list[Quantity]] = {"compute": [], "params": [], "active_params": []}
+    kinds: dict[str, list[Quantity]] = {
+        "compute": [],
+        "params": [],
+        "active_params": [],
+        "memory": [],
+        "time": [],
+    }
     options: dict[str, Any] = {}
     allowed = set(allowed_options)
 
     def family(quantity: Quantity) -> list[Quantity]:
         kind = quantity.unit.kind
-        return kinds[kind] if kind in ("params", "active_params") else kinds["compute"]
+        if kind in ("params", "active_params", "memory", "time"):
+            return kinds[kind]
+        return kinds["compute"]
 
     for quantity in extra:
         family(quantity).append(quantity)
     for key, value in arguments.items():
-        unit = COMPUTE_UNITS.get(key) or PARAM_UNITS.get(key) or ACTIVE_PARAM_UNITS.get(key)
+        unit = (
+            COMPUTE_UNITS.get(key)
+            or PARAM_UNITS.get(key)
+            or ACTIVE_PARAM_UNITS.get(key)
+            or MEMORY_UNITS.get(key)
+            or TIME_UNITS.get(key)
+        )
         if unit is not None:
             try:
                 quantity = check_quantity(value, unit, f"{key}")
@@ -122,7 +144,16 @@ def _from_arguments(
         elif key in allowed:
             options[key] = value
         else:
-            known = ", ".join([*COMPUTE_UNITS, *PARAM_UNITS, *ACTIVE_PARAM_UNITS, *sorted(allowed)])
+            known = ", ".join(
+                [
+                    *COMPUTE_UNITS,
+                    *PARAM_UNITS,
+                    *ACTIVE_PARAM_UNITS,
+                    *MEMORY_UNITS,
+                    *TIME_UNITS,
+                    *sorted(allowed),
+                ]
+            )
             raise BudgetError(f"{where}: unknown argument {key!r} (known: {known})")
     compute, params, active = kinds["compute"], kinds["params"], kinds["active_params"]
     if len(compute) > 1:
@@ -134,11 +165,26 @@ def _from_arguments(
         raise BudgetError(
             f"{where}: give at most one of active_params / mactive_params / gactive_params"
         )
-    if not compute and not params and not active and not (set(options) & set(COUNT_OPTION_CHOICES)):
+    for family_name, keys in (("memory", MEMORY_UNITS), ("time", TIME_UNITS)):
+        if len(kinds[family_name]) > 1:
+            given = ", ".join(q.unit.key for q in kinds[family_name])
+            raise BudgetError(
+                f"{where}: give at most one {family_name} unit ({' / '.join(keys)}), got {given}"
+            )
+    resources = kinds["memory"] + kinds["time"]
+    if (
+        not compute
+        and not params
+        and not active
+        and not resources
+        and not (set(options) & set(COUNT_OPTION_CHOICES))
+    ):
         raise BudgetError(
             f"{where}: no budget given; add one compute unit (e.g. gflops=4.1 or gmacs=2) "
-            "and/or params / mparams / gactive_params"
+            "and/or params / mparams / gactive_params / gib / ms"
         )
+    options["_memory"] = kinds["memory"][0] if kinds["memory"] else None
+    options["_time"] = kinds["time"][0] if kinds["time"] else None
     return (
         (compute[0] if compute else None),
         (params[0] if params else None),
@@ -162,6 +208,38 @@ def _read_options(
     if tolerance is not None:
         tolerance = check_tolerance(tolerance, where)
     return name, tolerance, on_exceed
+
+
+def _read_device(time: Quantity | None, device: object, where: str) -> str | None:
+    """A time budget needs the device it is priced on, and a device needs a time budget.
+
+    The device is read here, where its place is known: an unknown device, a dtype the device
+    has no peak for, or a device without a memory bandwidth (no roofline) is an error now,
+    not a budget that can never be checked.
+    """
+    if device is None:
+        if time is not None:
+            raise BudgetError(
+                f"{where}: {time.unit.key}= needs the device its lower bound is computed on, "
+                'e.g. device="A100:fp16"'
+            )
+        return None
+    if time is None:
+        raise BudgetError(
+            f"{where}: device={shown(device)} needs a time budget (ms=, us= or s=) to apply to"
+        )
+    if not isinstance(device, str) or not device.strip():
+        raise BudgetError(
+            f'{where}: device must be a device spec such as "A100:fp16", got {shown(device)}'
+        )
+    from .hardware import HardwareError
+    from .timing import check_device
+
+    try:
+        check_device(device)
+    except HardwareError as error:
+        raise BudgetError(f"{where}: device: {error}") from None
+    return device.strip()
 
 
 def count_options_from_marker(kwargs: Mapping[str, Any], where: str) -> dict[str, str]:
@@ -199,14 +277,25 @@ def budget_from_marker(
     compute, params, active, options = _from_arguments(
         kwargs, where, allowed_options=OPTION_KEYS, extra=extra
     )
+    memory, time = options.pop("_memory"), options.pop("_time")
     name, tolerance, on_exceed = _read_options(options, where)
+    device = _read_device(time, options.get("device"), where)
     count_options_from_marker(kwargs, where)
-    if compute is None and params is None and active is None:
+    if compute is None and params is None and active is None and memory is None and time is None:
         if name is not None or tolerance is not None or on_exceed is not None:
             raise BudgetError(f"{where}: name, tolerance and on_exceed need a budget unit too")
         return None
     return Budget(
-        compute, params, tolerance, name, origin=where, on_exceed=on_exceed, active_params=active
+        compute,
+        params,
+        tolerance,
+        name,
+        origin=where,
+        on_exceed=on_exceed,
+        active_params=active,
+        memory=memory,
+        time=time,
+        device=device,
     )
 
 
@@ -229,7 +318,14 @@ def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -
             f'{where}: expected a string such as "4.1 GFLOPs" or a table such as '
             f"{{ gflops = 4.1, mparams = 25.6 }}, got {type(value).__name__} {shown(value)}"
         )
+    memory, time = options.pop("_memory"), options.pop("_time")
     _, tolerance, on_exceed = _read_options(options, where)
+    if time is not None and isinstance(value, str):
+        raise BudgetError(
+            f"{where}: a time budget needs the device it is computed on, which a string cannot "
+            f'carry; write a table: {{ {time.unit.key} = {time.value:g}, device = "A100:fp16" }}'
+        )
+    device = _read_device(time, options.get("device"), where)
     name = None if is_nodeid else key
     return Budget(
         compute,
@@ -240,6 +336,9 @@ def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -
         pyproject_key=key,
         on_exceed=on_exceed,
         active_params=active,
+        memory=memory,
+        time=time,
+        device=device,
     )
 
 

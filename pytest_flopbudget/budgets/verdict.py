@@ -10,9 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..counting.count import Count, top_modules
+from ..counting.count import Count, OpCost, top_modules
 from .budget import Budget
 from .config import Settings
+from .resources import format_bytes
+from .timing import unmeasured
 from .units import format_budget_value, format_quantity
 
 OK = "ok"
@@ -58,6 +60,14 @@ class Verdict:
     notes: tuple[str, ...] = ()
     active_params: int | None = None
     budget_active_params: float | None = None
+    peak_memory: int | None = None  # bytes live at the peak; None: not measured
+    budget_memory: float | None = None  # bytes
+    peak_by_module: Mapping[str, int] = field(default_factory=dict)
+    baseline_peak_memory: int | None = None
+    seconds: float | None = None  # roofline lower bound on ``device``
+    seconds_bound: str | None = None  # "compute" or "memory"
+    budget_seconds: float | None = None
+    device: str | None = None
 
     @property
     def fails_test(self) -> bool:
@@ -77,6 +87,7 @@ class Verdict:
         data = asdict(self)
         data["by_module"] = dict(self.by_module)
         data["unknown_ops"] = dict(self.unknown_ops)
+        data["peak_by_module"] = dict(self.peak_by_module)
         data["module_changes"] = [list(change) for change in self.module_changes]
         data["notes"] = list(self.notes)
         return data
@@ -102,6 +113,18 @@ class _Subject:
     unknown_ops: dict[str, int]
     ops: str = "fvcore"
     active_params: int | None = None
+    peak_memory: int | None = None
+    peak_by_module: Mapping[str, int] = field(default_factory=dict)
+    op_costs: tuple[OpCost, ...] = ()
+    unmeasured: tuple[str, ...] = ()  # counts without per-op bytes: no time can be known
+
+
+def _peak(subjects: Sequence[Any]) -> tuple[int | None, Mapping[str, int]]:
+    """The highest peak of passes run one after another; None if any pass was not measured."""
+    if not subjects or any(s.peak_memory is None for s in subjects):
+        return None, {}
+    highest = max(subjects, key=lambda s: s.peak_memory)
+    return highest.peak_memory, dict(highest.peak_by_module)
 
 
 def _added(tallies: Iterable[Mapping[str, int]]) -> dict[str, int]:
@@ -119,6 +142,7 @@ def _combine(
     by_module = _added(count.by_module for count in counts)
     unknown = _added(count.unknown_ops for count in counts)
     backends = sorted({count.backend for count in counts})
+    peak_memory, peak_by_module = _peak(counts)
     return _Subject(
         name=name,
         flops=sum(count.flops for count in counts),
@@ -129,6 +153,10 @@ def _combine(
         unknown_ops=unknown,
         ops="+".join(sorted({count.ops for count in counts})),
         active_params=active_params,
+        peak_memory=peak_memory,
+        peak_by_module=peak_by_module,
+        op_costs=tuple(cost for count in counts for cost in count.op_costs),
+        unmeasured=tuple(unmeasured(counts)),
     )
 
 
@@ -187,6 +215,7 @@ def judge(
             subjects.values()
         )
         label = " + ".join(s.name for s in everything)
+        peak_memory, peak_by_module = _peak(everything)
         total = _Subject(
             name=label,
             flops=sum(s.flops for s in everything),
@@ -197,6 +226,10 @@ def judge(
             by_module=_sum_modules(everything),
             unknown_ops=_added(s.unknown_ops for s in everything),
             ops="+".join(sorted({part for s in everything for part in s.ops.split("+")})),
+            peak_memory=peak_memory,
+            peak_by_module=peak_by_module,
+            op_costs=tuple(cost for s in everything for cost in s.op_costs),
+            unmeasured=tuple(sorted({name for s in everything for name in s.unmeasured})),
         )
         verdicts.append(_check(nodeid, total, test_budget, settings))
     verdicts = [_ops_note(verdict, settings) for verdict in verdicts]
@@ -284,6 +317,8 @@ def _unbudgeted(nodeid: str, subject: _Subject, settings: Settings) -> Verdict:
         ops=subject.ops,
         by_module=subject.by_module,
         unknown_ops=subject.unknown_ops,
+        peak_memory=subject.peak_memory,
+        peak_by_module=subject.peak_by_module,
     )
 
 
@@ -338,10 +373,55 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
                     tolerance,
                 )
             )
+    errors: list[str] = []
+    limit_memory: float | None = None
+    if budget.memory is not None:
+        unit = budget.memory.unit
+        limit_memory = budget.memory.base_value
+        labels.append(format_budget_value(limit_memory, "memory", unit.prefix, exact=True))
+        if subject.peak_memory is None:
+            errors.append(
+                f"{budget.origin}: memory budget {labels[-1]} for {subject.name!r}, but its "
+                "count has no peak memory (this backend or mode did not measure it); "
+                "a memory budget is never passed unchecked"
+            )
+        else:
+            if used is None:
+                used = subject.peak_memory / limit_memory
+            if subject.peak_memory > limit_memory * (1 + tolerance):
+                problems.append(
+                    _over(
+                        subject.name,
+                        subject.peak_memory,
+                        limit_memory,
+                        "memory",
+                        unit.prefix,
+                        tolerance,
+                    )
+                )
+                problems += _peak_details(subject)
+    timing = None
+    limit_seconds: float | None = None
+    if budget.time is not None:
+        timing, problem, error = _check_time(subject, budget, tolerance)
+        limit_seconds = budget.time.base_value
+        labels.append(
+            format_budget_value(limit_seconds, "time", budget.time.unit.prefix, exact=True)
+            + f" on {budget.device}"
+        )
+        if error is not None:
+            errors.append(error)
+        elif problem is not None:
+            problems.append(problem)
+        if timing is not None and used is None:
+            used = timing.seconds / limit_seconds
     status = OVER if problems else OK
     message = ""
     if problems:
         message = "\n".join([*problems, *_details(subject)])
+    if errors:
+        status = ERROR
+        message = "\n".join(errors)
     return Verdict(
         nodeid=nodeid,
         name=subject.name,
@@ -366,7 +446,66 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         ops=subject.ops,
         by_module=subject.by_module,
         unknown_ops=subject.unknown_ops,
+        peak_memory=subject.peak_memory,
+        budget_memory=limit_memory,
+        peak_by_module=subject.peak_by_module,
+        seconds=timing.seconds if timing is not None else None,
+        seconds_bound=timing.bound if timing is not None else None,
+        budget_seconds=limit_seconds,
+        device=budget.device,
     )
+
+
+def _check_time(
+    subject: _Subject, budget: Budget, tolerance: float
+) -> tuple[Any, str | None, str | None]:
+    """(timing, excess message, error message) of a time budget."""
+    from .hardware import HardwareError
+    from .timing import lower_bound
+
+    assert budget.time is not None and budget.device is not None
+    if subject.unmeasured:
+        names = ", ".join(repr(name) for name in subject.unmeasured)
+        return (
+            None,
+            None,
+            f"{budget.origin}: time budget on {budget.device} for {subject.name!r}, but the "
+            f"count of {names} has no bytes per op (this backend or mode did not measure them), "
+            "so no lower bound can be computed; a time budget is never passed unchecked",
+        )
+    try:
+        timing = lower_bound(subject.op_costs, budget.device)
+    except HardwareError as error:
+        return None, None, f"{budget.origin}: time budget on {budget.device}: {error}"
+    limit = budget.time.base_value
+    if timing.seconds <= limit * (1 + tolerance):
+        return timing, None, None
+    excess = (timing.seconds / limit - 1) * 100
+    shown = f"+{excess:.1f}%" if excess >= 0.05 else "+<0.1%"
+    slack = f", tolerance {tolerance:.1%}" if tolerance else ""
+    allowed = format_budget_value(limit, "time", budget.time.unit.prefix, exact=True)
+    return (
+        timing,
+        f"{subject.name}: {timing.describe()} exceeds budget {allowed} ({shown}{slack})",
+        None,
+    )
+
+
+def _peak_details(subject: _Subject, limit: int = 3) -> list[str]:
+    """The modules holding the peak, heaviest first, so an excess says where to look."""
+    held_by = {path: held for path, held in subject.peak_by_module.items() if path}
+    ranked = (
+        top_modules(held_by, limit)
+        or sorted(held_by.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    )
+    if not ranked or not subject.peak_memory:
+        return []
+    width = max(len(path) for path, _ in ranked)
+    lines = ["peak memory held by:"]
+    for path, held in ranked:
+        share = held / subject.peak_memory
+        lines.append(f"  {path:<{width}}  {format_bytes(held):>12}  {share:6.1%}")
+    return lines
 
 
 def _over(
@@ -380,7 +519,13 @@ def _over(
         format_budget_value(limit, kind, prefix),
     )
     if got == allowed:  # too close to tell apart in the budget's unit: show exact numbers
-        got, allowed = format_budget_value(measured, kind, ""), format_budget_value(limit, kind, "")
+        base = "b" if kind == "memory" else ""
+        got, allowed = (
+            format_budget_value(measured, kind, base),
+            format_budget_value(limit, kind, base),
+        )
+    if kind == "memory":
+        got += " peak memory"
     return f"{name}: {got} exceeds budget {allowed} ({shown}{slack})"
 
 
