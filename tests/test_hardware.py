@@ -18,35 +18,53 @@ from pytest_flopbudget.budgets.hardware import (
     parse_hardware_spec,
 )
 
-SEED_DEVICES = ["H100", "L4", "T4", "A10G", "A100", "RTX_3080", "RTX_3090"]
+DEVICES = ["H100_PCIe", "H100_SXM", "L4", "T4", "A10G", "A100", "RTX_3080", "RTX_3090"]
+VENDOR_SOURCES = ("https://www.nvidia.com/", "https://resources.nvidia.com/")
 
 
-def test_the_data_file_lists_the_seed_devices() -> None:
-    assert list(load_devices()) == SEED_DEVICES
+def test_the_data_file_lists_its_devices() -> None:
+    assert list(load_devices()) == DEVICES
 
 
-@pytest.mark.parametrize("name", SEED_DEVICES)
-def test_every_device_has_an_fp32_peak_and_a_source(name: str) -> None:
+@pytest.mark.parametrize("name", DEVICES)
+def test_every_device_has_an_fp32_peak_a_bandwidth_and_a_source(name: str) -> None:
     device = load_devices()[name]
     assert device.name == name
     assert device.peaks["fp32"] > 0
-    assert device.source.startswith("https://www.techpowerup.com/gpu-specs/")
+    assert device.bandwidth is not None and 1e11 < device.bandwidth < 1e13
     assert set(device.peaks) <= set(DTYPES)
     assert all(math.isfinite(peak) and peak > 0 for peak in device.peaks.values())
+    if name != "A10G":  # NVIDIA publishes no A10G datasheet (see the data file)
+        assert device.source.startswith(VENDOR_SOURCES)
 
 
-def test_the_seed_figures_are_kept_as_flop_per_second() -> None:
-    t4, a100, h100 = find("T4"), find("A100"), find("H100")
-    assert (t4.peaks["fp32"], t4.peaks["fp16"]) == (8.1e12, 65.13e12)
-    assert (a100.peaks["fp32"], a100.peaks["bf16"]) == (19.49e12, 77.97e12)
-    assert h100.peaks["fp16"] == 204.9e12
-    assert t4.source == "https://www.techpowerup.com/gpu-specs/tesla-t4.c3316"
+def test_the_figures_are_the_datasheets_dense_ones() -> None:
+    t4, a100, pcie, sxm = find("T4"), find("A100"), find("H100_PCIe"), find("H100_SXM")
+    assert (t4.peaks, t4.bandwidth) == ({"fp32": 8.1e12, "fp16": 65e12}, 320e9)
+    assert (a100.peaks["fp32"], a100.peaks["fp16"], a100.peaks["bf16"]) == (19.5e12, 312e12, 312e12)
+    assert a100.bandwidth == 1555e9
+    assert (pcie.peaks["fp16"], pcie.bandwidth) == (1513e12 / 2, 2e12)  # "1,513*": sparse
+    assert (sxm.peaks["fp16"], sxm.bandwidth) == (1979e12 / 2, 3.35e12)  # "1,979*": sparse
+    assert find("L4").peaks["bf16"] == 242e12 / 2
+    assert find("RTX 3090").peaks["fp16"] == 71e12  # FP32 accumulate, not FP16's 142
+
+
+def test_the_t4_has_no_bf16() -> None:
+    with pytest.raises(HardwareError, match=r"hardware spec 'T4:bf16': T4 has no bf16 peak"):
+        parse_hardware_spec("T4:bf16")
+
+
+def test_h100_still_names_the_pcie_card_it_always_listed() -> None:
+    assert find("H100") == find("h100-pcie") == load_devices()["H100_PCIe"]
+    assert find("H100 SXM").name == "H100_SXM"
+    assert find("H100").peaks["fp32"] == 51e12
 
 
 def test_each_caller_gets_devices_of_its_own() -> None:
     mine = load_devices()
     mine["T4"].peaks["fp32"] = 1.0
     assert load_devices()["T4"].peaks["fp32"] == 8.1e12
+    assert find("T4").peaks["fp32"] == 8.1e12
 
 
 @pytest.mark.parametrize(
@@ -59,7 +77,8 @@ def test_devices_are_found_ignoring_case_and_separators(name: str, expected: str
 
 def test_an_unknown_device_is_refused_with_the_known_names() -> None:
     with pytest.raises(
-        HardwareError, match=r"unknown device 'V100' \(known: H100, L4, T4, .*RTX_3090\)"
+        HardwareError,
+        match=r"unknown device 'V100' \(known: H100_PCIe, H100_SXM, L4, .*, H100 \(= H100_PCIe\)\)",
     ):
         find("V100")
 
@@ -67,15 +86,15 @@ def test_an_unknown_device_is_refused_with_the_known_names() -> None:
 def test_ideal_seconds_counts_two_flops_per_mac() -> None:
     t4 = find("T4")
     assert ideal_seconds(4_100_000_000, t4, "fp32") == pytest.approx(2 * 4.1e9 / 8.1e12)
-    assert ideal_seconds(4_100_000_000, t4, "fp16") == pytest.approx(2 * 4.1e9 / 65.13e12)
+    assert ideal_seconds(4_100_000_000, t4, "fp16") == pytest.approx(2 * 4.1e9 / 65e12)
     assert ideal_seconds(4_100_000_000, t4) == ideal_seconds(4_100_000_000, t4, "fp32")
     assert ideal_seconds(0, t4) == 0.0
 
 
 def test_ideal_seconds_accepts_torch_dtype_names() -> None:
     a100 = find("A100")
-    assert ideal_seconds(10**9, a100, "bfloat16") == pytest.approx(2e9 / 77.97e12)
-    assert ideal_seconds(10**9, a100, "torch.float16") == pytest.approx(2e9 / 77.97e12)
+    assert ideal_seconds(10**9, a100, "bfloat16") == pytest.approx(2e9 / 312e12)
+    assert ideal_seconds(10**9, a100, "torch.float16") == pytest.approx(2e9 / 312e12)
 
 
 @pytest.mark.parametrize("macs", [-1, 1.5, True])
@@ -102,7 +121,8 @@ def test_devices_survive_pickling_and_hash() -> None:
         ("T4", "T4", "fp32"),
         ("A100:fp16", "A100", "fp16"),
         ("a100:bf16", "A100", "bf16"),
-        ("H100:float16", "H100", "fp16"),
+        ("H100:float16", "H100_PCIe", "fp16"),
+        ("H100_SXM:bf16", "H100_SXM", "bf16"),
         ("L4:bfloat16", "L4", "bf16"),
         ("RTX 3090:float32", "RTX_3090", "fp32"),
         (" T4 : FP16 ", "T4", "fp16"),
@@ -120,7 +140,8 @@ def test_hardware_specs_name_a_device_and_optionally_a_dtype(
     [
         ("", "expected DEVICE or DEVICE:DTYPE"),
         (":fp16", "expected DEVICE or DEVICE:DTYPE"),
-        ("V100", "unknown device 'V100' (known: H100"),
+        ("V100", "unknown device 'V100' (known: H100_PCIe"),
+        ("T4:bf16", "T4 has no bf16 peak listed (listed: fp32, fp16)"),
         ("A100:fp8", "unknown dtype 'fp8' (accepted: fp32, fp16, bf16"),
         ("A100:", "no dtype after ':'"),
         ("A100:fp16:x", "expected one ':' between device and dtype"),

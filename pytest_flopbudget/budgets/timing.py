@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..counting.count import Count, OpCost
-from .hardware import HardwareError, format_seconds, parse_hardware_spec
+from .hardware import HardwareError, format_seconds, parse_hardware_spec, roofline
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,8 @@ class Timing:
 
 def check_device(spec: str) -> None:
     """The device parses, has a peak in its dtype and a memory bandwidth: a roofline applies."""
-    from .hardware import roofline
-
-    device, dtype = parse_hardware_spec(spec.strip())
-    roofline((), device, dtype)  # a device without a bandwidth cannot price bytes
+    device, _ = parse_hardware_spec(spec.strip())
+    device.memory_bandwidth()  # a device without a bandwidth cannot price bytes
 
 
 def unmeasured(counts: Sequence[Count]) -> list[str]:
@@ -43,13 +41,11 @@ def unmeasured(counts: Sequence[Count]) -> list[str]:
 
 
 def _missing_ops(count: Count) -> bool:
-    return not count.op_costs and count.macs > 0
+    return not count.op_costs and bool(count.macs or count.bytes_moved)
 
 
 def lower_bound(op_costs: Sequence[OpCost], spec: str) -> Timing:
     """The roofline of ``op_costs`` on the device ``spec`` names."""
-    from .hardware import roofline
-
     device, dtype = parse_hardware_spec(spec)
     result = roofline(tuple(op_costs), device, dtype)
     bound = str(result.bound)

@@ -68,6 +68,8 @@ class Verdict:
     seconds_bound: str | None = None  # "compute" or "memory"
     budget_seconds: float | None = None
     device: str | None = None
+    op_costs: tuple[OpCost, ...] | None = None
+    """What a roofline prices; None when a count behind the verdict measured no bytes."""
 
     @property
     def fails_test(self) -> bool:
@@ -90,6 +92,8 @@ class Verdict:
         data["peak_by_module"] = dict(self.peak_by_module)
         data["module_changes"] = [list(change) for change in self.module_changes]
         data["notes"] = list(self.notes)
+        if self.op_costs is not None:
+            data["op_costs"] = [cost.to_list() for cost in self.op_costs]
         return data
 
     @classmethod
@@ -99,6 +103,8 @@ class Verdict:
             tuple(change) for change in values.get("module_changes", ())
         )
         values["notes"] = tuple(values.get("notes", ()))
+        if values.get("op_costs") is not None:
+            values["op_costs"] = tuple(OpCost.from_list(cost) for cost in values["op_costs"])
         return cls(**values)
 
 
@@ -115,8 +121,8 @@ class _Subject:
     active_params: int | None = None
     peak_memory: int | None = None
     peak_by_module: Mapping[str, int] = field(default_factory=dict)
-    op_costs: tuple[OpCost, ...] = ()
     unmeasured: tuple[str, ...] = ()  # counts without per-op bytes: no time can be known
+    op_costs: tuple[OpCost, ...] | None = None
 
 
 def _peak(subjects: Sequence[Any]) -> tuple[int | None, Mapping[str, int]]:
@@ -125,6 +131,25 @@ def _peak(subjects: Sequence[Any]) -> tuple[int | None, Mapping[str, int]]:
         return None, {}
     highest = max(subjects, key=lambda s: s.peak_memory)
     return highest.peak_memory, dict(highest.peak_by_module)
+
+
+def _merged_costs(groups: Iterable[tuple[OpCost, ...] | None]) -> tuple[OpCost, ...] | None:
+    """Op costs of several counts as one: None (unmeasured) if any of them is."""
+    calls: dict[tuple[int, int], int] = {}
+    for group in groups:
+        if group is None:
+            return None
+        for cost in group:
+            calls[(cost.macs, cost.bytes)] = calls.get((cost.macs, cost.bytes), 0) + cost.calls
+    return tuple(OpCost(macs, moved, n) for (macs, moved), n in calls.items())
+
+
+def _count_costs(count: Count) -> tuple[OpCost, ...] | None:
+    """A count that measured no bytes (``bytes_moved`` None, or no op costs for work it did)
+    has nothing a roofline can price."""
+    if count.bytes_moved is None or (not count.op_costs and (count.macs or count.bytes_moved)):
+        return None
+    return count.op_costs
 
 
 def _added(tallies: Iterable[Mapping[str, int]]) -> dict[str, int]:
@@ -155,8 +180,8 @@ def _combine(
         active_params=active_params,
         peak_memory=peak_memory,
         peak_by_module=peak_by_module,
-        op_costs=tuple(cost for count in counts for cost in count.op_costs),
         unmeasured=tuple(unmeasured(counts)),
+        op_costs=_merged_costs(_count_costs(count) for count in counts),
     )
 
 
@@ -228,8 +253,8 @@ def judge(
             ops="+".join(sorted({part for s in everything for part in s.ops.split("+")})),
             peak_memory=peak_memory,
             peak_by_module=peak_by_module,
-            op_costs=tuple(cost for s in everything for cost in s.op_costs),
             unmeasured=tuple(sorted({name for s in everything for name in s.unmeasured})),
+            op_costs=_merged_costs(s.op_costs for s in everything),
         )
         verdicts.append(_check(nodeid, total, test_budget, settings))
     verdicts = [_ops_note(verdict, settings) for verdict in verdicts]
@@ -319,6 +344,7 @@ def _unbudgeted(nodeid: str, subject: _Subject, settings: Settings) -> Verdict:
         unknown_ops=subject.unknown_ops,
         peak_memory=subject.peak_memory,
         peak_by_module=subject.peak_by_module,
+        op_costs=subject.op_costs,
     )
 
 
@@ -453,6 +479,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         seconds_bound=timing.bound if timing is not None else None,
         budget_seconds=limit_seconds,
         device=budget.device,
+        op_costs=subject.op_costs,
     )
 
 
@@ -464,7 +491,7 @@ def _check_time(
     from .timing import lower_bound
 
     assert budget.time is not None and budget.device is not None
-    if subject.unmeasured:
+    if subject.unmeasured or subject.op_costs is None:
         names = ", ".join(repr(name) for name in subject.unmeasured)
         return (
             None,

@@ -22,6 +22,21 @@ class RawCount:
     backend: str | None = None
     """The backend that counted, when not the one asked for (fvcore hands calls its trace
     cannot see into to the torch backend)."""
+    memory: MemoryCount | None = None
+    """Bytes moved and peak memory (see :mod:`.memory`); None when not measured."""
+
+
+@dataclass(frozen=True)
+class MemoryCount:
+    """What :class:`.memory.MemoryTracker` measured: the memory fields of :class:`Count`."""
+
+    param_bytes: int
+    bytes_moved: int
+    bytes_by_module: Mapping[str, int]
+    bytes_by_dtype: Mapping[str, int]
+    peak_memory: int
+    peak_by_module: Mapping[str, int]
+    op_costs: tuple[OpCost, ...]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from .backends import get_backend
 from .count import Count, CountError, RawCount
 from .fakes import AbstractInputError, is_abstract
 from .inputs import InputError, normalize_inputs, private_copies
+from .memory import OPTIMIZER_NAMES
 from .op_conventions import check_ops
 
 
@@ -28,6 +29,8 @@ def count_model(
     mode: str = "inference",
     grad: bool = False,
     ops: str = "fvcore",
+    optimizer: str | None = None,
+    memory: bool = True,
 ) -> Count:
     """Count ``model(inputs)`` and return the result in the given convention.
 
@@ -39,6 +42,11 @@ def count_model(
     quantized models are counted by the torch backend whatever ``backend`` says: a JIT trace
     needs real data, sees no backward pass and cannot take packed quantized weights. The
     count's ``backend`` says which one counted.
+
+    Bytes moved and peak memory are measured too (see :mod:`.memory` for what they include);
+    ``optimizer`` (``"sgd"``, ``"sgd_momentum"``, ``"adam"``, ``"adamw"``, ``"adagrad"``,
+    ``"rmsprop"``) adds its state to a training step's peak. ``memory=False`` leaves the memory
+    fields None (the benchmarks measure what tracking costs with it).
     """
     __tracebackhide__ = True
     if not isinstance(model, torch.nn.Module):
@@ -59,11 +67,22 @@ def count_model(
     except InputError as error:
         raise CountError(f"{label}: {error}") from None
     train = mode == "train"
+    if optimizer is not None:
+        if not train:
+            raise CountError(
+                f'{label}: flops(optimizer={optimizer!r:.80}) needs mode="train" (optimizer '
+                f"state is memory of a training step), got mode={mode!r:.80}"
+            )
+        if optimizer not in OPTIMIZER_NAMES:
+            allowed = ", ".join(f'"{name}"' for name in OPTIMIZER_NAMES)
+            raise CountError(
+                f"{label}: flops(optimizer=...) must be one of {allowed}, got {optimizer!r:.80}"
+            )
     state = _ModelState.of(model)
     abstract = state.abstract or is_abstract((args, kwargs))
     if abstract or train or _packs_weights(model):
         backend = "torch"
-    count_backend = get_backend(backend, train=train, ops=ops)
+    count_backend = get_backend(backend, train=train, ops=ops, memory=memory, optimizer=optimizer)
     try:
         with _quiet(), torch.set_grad_enabled(grad or train):
             raw = count_backend(model, args, kwargs)
@@ -89,7 +108,23 @@ def count_model(
         abstract=abstract,
         ops=ops,
         active_params=active_params(model),
+        **_memory_fields(raw),
     )
+
+
+def _memory_fields(raw: RawCount) -> dict[str, Any]:
+    measured = raw.memory
+    if measured is None:
+        return {}
+    return {
+        "param_bytes": measured.param_bytes,
+        "bytes_moved": measured.bytes_moved,
+        "bytes_by_module": {k: v for k, v in measured.bytes_by_module.items() if k},
+        "bytes_by_dtype": dict(measured.bytes_by_dtype),
+        "peak_memory": measured.peak_memory,
+        "peak_by_module": {k: v for k, v in measured.peak_by_module.items() if k},
+        "op_costs": measured.op_costs,
+    }
 
 
 def _packs_weights(model: torch.nn.Module) -> bool:

@@ -53,6 +53,9 @@ def build(
                 cells["status"] += " (warn)"
             lines.append("| " + " | ".join(_escape(cells.get(c, "-")) for c in columns) + " |")
         lines.append("")
+        legend = rows.hardware_legend(settings)
+        if legend is not None:
+            lines += [_escape(legend), ""]
     changed = [v for v in verdicts if v.module_changes and v.baseline_macs != v.macs]
     if changed:
         lines += ["### Changes since the baseline", ""]

@@ -61,10 +61,8 @@ def cells(verdict: Verdict, settings: Settings, *, short_test: bool = False) -> 
         "status": verdict.status_label,
     }
     if settings.hardware and verdict.macs is not None:
-        from ..budgets.hardware import format_seconds, ideal_seconds
-
         for label, device, dtype in hardware_columns(settings):
-            row[label] = format_seconds(ideal_seconds(verdict.macs, device, dtype))
+            row[label] = hardware_cell(verdict, device, dtype)
     return row
 
 
@@ -85,6 +83,40 @@ def time_cell(verdict: Verdict) -> str:
     from ..budgets.hardware import format_seconds
 
     return f"{format_seconds(verdict.seconds)}, {verdict.seconds_bound}-bound"
+
+
+MACS_ONLY = "MACs only"
+
+
+def hardware_cell(verdict: Verdict, device: Device, dtype: str) -> str:
+    """``1.90 ms mem`` / ``441 us compute``: the roofline time, labelled by what bounds it.
+
+    A count that measured no bytes (an older record, a backend without them) gets the
+    compute-only time, ``260 ns MACs only``: a lower bound still, but a looser one.
+    """
+    from ..budgets.hardware import format_seconds, ideal_seconds, roofline
+
+    assert verdict.macs is not None
+    compute_only = ideal_seconds(verdict.macs, device, dtype)
+    if verdict.op_costs is None:
+        return f"{format_seconds(compute_only)} {MACS_ONLY}"
+    result = roofline(verdict.op_costs, device, dtype)
+    if result.seconds < compute_only:  # op costs that miss MACs never lower the bound
+        return f"{format_seconds(compute_only)} compute"
+    return result.label
+
+
+def hardware_legend(settings: Settings) -> str | None:
+    """What the hardware columns mean, under the table that shows them."""
+    columns = hardware_columns(settings)
+    if not columns:
+        return None
+    labels = ", ".join(label for label, _, _ in columns)
+    return (
+        f"{labels}: lower bound on time, each op at the slower of 2*MACs/peak and "
+        "bytes/bandwidth (dense datasheet peaks); mem/compute: which ops dominate; "
+        f"{MACS_ONLY}: no bytes measured, compute time only"
+    )
 
 
 def notes(verdicts: Sequence[Verdict]) -> list[str]:

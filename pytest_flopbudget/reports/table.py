@@ -80,6 +80,10 @@ def write(
     terminal.write_sep("=", f"flop budget: {settings.convention}; {settings.ops_convention}")
     if verdicts and verbosity >= -1:
         _write_rows(terminal, verdicts, settings, verbosity, with_baseline, width)
+        legend = rows.hardware_legend(settings)
+        if legend is not None:
+            for part in layout.wrap(legend, width):
+                terminal.write_line(part)
     if verbosity >= -1:
         for note in _note_lines(verdicts, settings, stale):
             for part in layout.wrap(note, width):

@@ -14,9 +14,17 @@ Backend = Callable[[torch.nn.Module, tuple[Any, ...], dict[str, Any]], RawCount]
 BACKEND_NAMES = ("fvcore", "torch")
 
 
-def get_backend(name: str, *, train: bool = False, ops: str = "fvcore") -> Backend:
+def get_backend(
+    name: str,
+    *,
+    train: bool = False,
+    ops: str = "fvcore",
+    memory: bool = False,
+    optimizer: str | None = None,
+) -> Backend:
     """``train`` counts a training step (forward and backward): the torch backend only.
-    ``ops`` is the convention of :mod:`..op_conventions` the backend counts under."""
+    ``ops`` is the convention of :mod:`..op_conventions` the backend counts under. ``memory``
+    also measures bytes and peak memory (:mod:`..memory`), with ``optimizer``'s state."""
     backend: Backend
     if train:
         if name != "torch":
@@ -34,7 +42,12 @@ def get_backend(name: str, *, train: bool = False, ops: str = "fvcore") -> Backe
         backend = count_with_torch
     else:
         raise ValueError(f"unknown backend {name!r} (known: {', '.join(BACKEND_NAMES)})")
-    return backend if ops == "fvcore" else functools.partial(backend, ops=ops)
+    options: dict[str, Any] = {}
+    if ops != "fvcore":
+        options["ops"] = ops
+    if memory:
+        options.update(memory=True, optimizer=optimizer)
+    return functools.partial(backend, **options) if options else backend
 
 
 def fill_containers(by_module: Mapping[str, int]) -> dict[str, int]:

@@ -37,6 +37,7 @@ from torch.overrides import TorchFunctionMode
 from ..count import RawCount
 from ..formulas import FvcoreHandle, fvcore_handle, fvcore_overrides, lookup
 from ..inputs import InputError, TensorCall, strip_prefix
+from ..memory import MemoryTracker, priced_handle
 from ..op_conventions import counts_under, dense_part
 from ..op_policy import split_uncounted
 from . import fill_containers
@@ -46,15 +47,28 @@ OPAQUE_CALLS = ("prim::PythonOp", "prim::CallFunction", "prim::CallMethod")
 
 
 def count_with_fvcore(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], *, ops: str = "fvcore"
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    ops: str = "fvcore",
+    memory: bool = False,
+    optimizer: str | None = None,
 ) -> RawCount:
-    """Trace ``model(*args, **kwargs)`` through :class:`_AnchoredCall` and count the graph."""
+    """Trace ``model(*args, **kwargs)`` through :class:`_AnchoredCall` and count the graph.
+
+    With ``memory``, a :class:`..memory.MemoryTracker` watches the trace's eager run (bytes
+    and live storages) and prices the graph's counted nodes from their typed values.
+    """
     if any(isinstance(module, torch.jit.ScriptModule) for module in model.modules()):
-        return _on_the_dispatcher(model, args, kwargs, fallback=None, ops=ops)
+        return _on_the_dispatcher(model, args, kwargs, fallback=None, ops=ops, memory=memory)
     call = _AnchoredCall(model, args, kwargs)
-    raw = _analyse(call, call.tensors, ops=ops)
+    tracker = MemoryTracker(model, args, kwargs, priced_by_graph=True) if memory else None
+    if tracker is not None:
+        call.tracking = tracker.tracking
+    raw = _analyse(call, call.tensors, ops=ops, tracker=tracker)
     if any(op.startswith(OPAQUE_CALLS) for op in raw.unknown_ops):
-        return _on_the_dispatcher(model, args, kwargs, fallback=raw, ops=ops)
+        return _on_the_dispatcher(model, args, kwargs, fallback=raw, ops=ops, memory=memory)
     return raw
 
 
@@ -64,11 +78,12 @@ def _on_the_dispatcher(
     kwargs: dict[str, Any],
     fallback: RawCount | None,
     ops: str = "fvcore",
+    memory: bool = False,
 ) -> RawCount:
     from .torch_backend import count_with_torch
 
     try:
-        raw = count_with_torch(model, args, kwargs, ops=ops)
+        raw = count_with_torch(model, args, kwargs, ops=ops, memory=memory)
     except Exception:
         if fallback is None:
             raise
@@ -79,10 +94,17 @@ def _on_the_dispatcher(
         unknown_ops=raw.unknown_ops,
         ignored_ops=raw.ignored_ops,
         backend="torch",
+        memory=raw.memory,
     )
 
 
-def _analyse(call: TensorCall, tensors: tuple[Any, ...], *, ops: str = "fvcore") -> RawCount:
+def _analyse(
+    call: TensorCall,
+    tensors: tuple[Any, ...],
+    *,
+    ops: str = "fvcore",
+    tracker: MemoryTracker | None = None,
+) -> RawCount:
     from fvcore.nn import FlopCountAnalysis
     from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS
 
@@ -91,7 +113,10 @@ def _analyse(call: TensorCall, tensors: tuple[Any, ...], *, ops: str = "fvcore")
     left_out: Counter[str] = Counter()
     if ops != "fvcore":
         handles.update(_convention_handles(set(handles), ops, left_out))
-    analysis.set_op_handle(**{op: _without_out_arguments(h) for op, h in handles.items()})
+    wrapped = {op: _without_out_arguments(h) for op, h in handles.items()}
+    if tracker is not None:
+        wrapped = {op: priced_handle(h, tracker) for op, h in wrapped.items()}
+    analysis.set_op_handle(**wrapped)
     analysis.ancestor_mode("caller")
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
@@ -103,7 +128,13 @@ def _analyse(call: TensorCall, tensors: tuple[Any, ...], *, ops: str = "fvcore")
     for op in [op for op in ignored if op.startswith(OPAQUE_CALLS)]:
         unknown[op] = ignored.pop(op)  # calls into unseen code are never "ignored"
     ignored.update(left_out)
-    return RawCount(macs=total, by_module_macs=by_module, unknown_ops=unknown, ignored_ops=ignored)
+    return RawCount(
+        macs=total,
+        by_module_macs=by_module,
+        unknown_ops=unknown,
+        ignored_ops=ignored,
+        memory=tracker.result() if tracker is not None else None,
+    )
 
 
 def _convention_handles(
@@ -133,8 +164,12 @@ def _zero_handle(op: str, left_out: Counter[str]) -> FvcoreHandle:
 class _AnchoredCall(TensorCall):
     """:class:`TensorCall` that also returns an anchor for every result nothing used."""
 
+    tracking: Callable[[], contextlib.AbstractContextManager[None]] | None = None
+    """Memory tracking around the traced run (:meth:`..memory.MemoryTracker.tracking`)."""
+
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with _Anchors() as unused:
+        tracking = self.tracking() if self.tracking is not None else contextlib.nullcontext()
+        with tracking, _Anchors() as unused:
             found = self.call(*tensors)
         anchors = unused.anchors(found)
         if not found and not anchors:

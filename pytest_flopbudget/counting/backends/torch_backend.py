@@ -55,6 +55,7 @@ from torch.utils.hooks import RemovableHandle
 from ..count import RawCount
 from ..formulas import PYTHON_OP, Formula, lookup, python_op_formulas
 from ..inputs import InputError, output_tensors
+from ..memory import MemoryTracker
 from ..op_conventions import counts_under, dense_part
 from ..op_policy import is_ignored, split_uncounted
 from . import fill_containers
@@ -93,19 +94,26 @@ def count_with_torch(
     *,
     train: bool = False,
     ops: str = "fvcore",
+    memory: bool = False,
+    optimizer: str | None = None,
 ) -> RawCount:
     """Count ``model(*args, **kwargs)``; with ``train=True`` a whole training step.
 
     This is the registry's ``(model, args, kwargs)`` backend. Fake inputs are counted under
     the fake mode they were made in (:func:`..fakes.counting_context` checks they are not
     mixed with real tensors first). ``ops`` is the convention of :mod:`..op_conventions`.
+    ``memory`` also measures bytes moved and peak memory (:mod:`..memory`), with the state
+    of ``optimizer`` in a training step.
     """
     from ..fakes import counting_context
 
     with counting_context(model, args, kwargs):
+        tracker = (
+            MemoryTracker(model, args, kwargs, train=train, optimizer=optimizer) if memory else None
+        )
         if train:
-            return _count_training_step(model, args, kwargs, ops)
-        return _count_forward(model, args, kwargs, ops)
+            return _count_training_step(model, args, kwargs, ops, tracker)
+        return _count_forward(model, args, kwargs, ops, tracker)
 
 
 count_training_step_with_torch = functools.partial(count_with_torch, train=True)
@@ -113,9 +121,13 @@ count_training_step_with_torch = functools.partial(count_with_torch, train=True)
 
 
 def _count_forward(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], ops: str = "fvcore"
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    ops: str = "fvcore",
+    tracker: MemoryTracker | None = None,
 ) -> RawCount:
-    tally = _Tally(model)
+    tally = _Tally(model, tracker)
     mode = _CountingMode(tally, ops)
     with (
         _composites_whole(),
@@ -123,9 +135,11 @@ def _count_forward(
         _ModuleScopes(model, tally),
         _WholeWithGrad(tally, ops),
         _python_ops(mode),
+        tracker.tracking() if tracker is not None else contextlib.nullcontext(),
         mode,
     ):
-        model(*args, **kwargs)
+        outputs = model(*args, **kwargs)
+    del outputs  # freed only after the pass (the peak includes them)
     return tally.result()
 
 
@@ -235,7 +249,11 @@ class _WholeWithGrad(TorchFunctionMode):
 
 
 def _count_training_step(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], ops: str = "fvcore"
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    ops: str = "fvcore",
+    tracker: MemoryTracker | None = None,
 ) -> RawCount:
     """Forward in training mode with grad, a scalar from the outputs, backward.
 
@@ -246,7 +264,7 @@ def _count_training_step(
     (``requires_grad=False``) get no weight gradient either. The optimizer update is not part
     of the step (elementwise, ignored by convention anyway).
     """
-    tally = _Tally(model)
+    tally = _Tally(model, tracker)
     leaves = [*model.parameters(), *_leaf_inputs(args, kwargs)]
     mode = _CountingMode(tally, ops)
     with (
@@ -257,10 +275,15 @@ def _count_training_step(
         _ModuleScopes(model, tally),
         _WholeWithGrad(tally, ops),
         _python_ops(mode),
+        tracker.tracking() if tracker is not None else contextlib.nullcontext(),
         mode,
     ):
         outputs = model(*args, **kwargs)
-        _scalar_loss(outputs).backward()
+        loss = _scalar_loss(outputs)
+        del outputs  # a training loop keeps only the loss
+        loss.backward()
+        if tracker is not None:
+            tracker.backward_done()
     return tally.result()
 
 
@@ -326,7 +349,8 @@ class _Tally:
     modules whose forward it differentiates.
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, memory: MemoryTracker | None = None) -> None:
+        self.memory = memory
         self.total = 0
         self.by_module: dict[str, int] = {path: 0 for path, _ in model.named_modules()}
         self.uncounted: Counter[str] = Counter()
@@ -351,6 +375,8 @@ class _Tally:
         return any(start <= sequence_nr < end for start, end in self.quiet_nodes)
 
     def add(self, macs: int) -> None:
+        if self.memory is not None:
+            self.memory.add_macs(macs)
         self.total += macs
         for path in self._current_paths():
             self.by_module[path] += macs
@@ -372,7 +398,11 @@ class _Tally:
         unknown, ignored = split_uncounted(self.uncounted)
         ignored.update(self.left_out)
         return RawCount(
-            macs=self.total, by_module_macs=by_module, unknown_ops=unknown, ignored_ops=ignored
+            macs=self.total,
+            by_module_macs=by_module,
+            unknown_ops=unknown,
+            ignored_ops=ignored,
+            memory=self.memory.result() if self.memory is not None else None,
         )
 
 

@@ -1,0 +1,437 @@
+"""Bytes moved and peak memory of a counted pass: one job, tracking bytes and live storage.
+
+A :class:`MemoryTracker` watches the ATen ops of the pass that counts FLOPs (the torch
+backend's dispatch mode, or fvcore's JIT trace, which runs the model eagerly) through a
+``TorchDispatchMode`` of its own, on real and on fake tensors alike: fake tensors have storages
+with sizes but no data, so an abstract model's memory is estimated without running it.
+
+Conventions (what the count's fields mean):
+
+* **Bytes moved** by an op: the bytes of the tensors it reads plus the tensors it writes, each
+  in its own dtype (``numel * element_size``; a tensor passed twice is read once). View and
+  metadata ops (``view``, ``reshape``, ``transpose``, ``expand``, slicing, ``detach``, ...)
+  move nothing, nor do ops that return no tensor. ``bytes_by_module`` attributes an op's bytes
+  to every module whose forward is running (a parent includes its children, like
+  ``by_module``; in a training step a backward op goes to the modules whose forward it
+  differentiates); ``bytes_by_dtype`` splits the total by dtype.
+* **Peak memory**: the most bytes live at once during the counted pass. Live means a storage
+  something still references: parameters and buffers, the inputs, every activation until its
+  last reference goes (views share their base's storage; a storage counts once, at its full
+  size), and in ``mode = "train"`` the activations autograd saved for the backward and the
+  gradients, which is why a training step needs no separate model of them: the tracker follows
+  storages through the backward. With an ``optimizer``, its state is live throughout (a
+  steady-state step, after the first) and its step's temporaries are added after the backward
+  (see :data:`OPTIMIZERS`). Not included: the allocator's caching and fragmentation, the
+  framework's own workspace, Python objects.
+* ``peak_by_module``: the bytes live at the peak by the module that holds them (its
+  parameters, buffers, gradients and optimizer state; the module whose forward produced an
+  activation, or whose backward produced a gradient), inclusive like ``by_module``; ``""``
+  holds the total, the inputs included.
+* ``op_costs``: ``(macs, bytes)`` per op, grouped by equal pairs, for a roofline. On the fvcore
+  backend the ops with a formula are priced from the trace's typed values and the other ops'
+  bytes are one zero-MAC entry (a zero-MAC op's roofline time is linear in its bytes, so
+  grouping them changes nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.autograd import _get_sequence_nr
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.hooks import RemovableHandle
+
+from .count import MemoryCount, OpCost
+
+OPTIMIZERS: dict[str, tuple[int, int, bool]] = {
+    "sgd": (0, 0, False),
+    "sgd_momentum": (1, 0, False),
+    "adam": (2, 1, True),
+    "adamw": (2, 1, True),
+    "adagrad": (1, 1, True),
+    "rmsprop": (1, 1, True),
+}
+"""Optimizer -> (state tensors per parameter, in the parameter's dtype, as ``torch.optim``
+makes them with ``zeros_like``; whether each parameter also keeps a float32 ``step`` scalar;
+whether the step makes one parameter-sized temporary: the foreach implementations of Adam,
+AdamW, Adagrad and RMSprop take ``_foreach_sqrt`` of a state into a new tensor list). Only
+trainable parameters (``requires_grad``) have state. Defaults as torch's: no AMSGrad, RMSprop
+neither centered nor with momentum."""
+OPTIMIZER_NAMES = tuple(OPTIMIZERS)
+
+_ALIASING = frozenset({"aten::_unsafe_view", "aten::lift_fresh", "aten::alias"})
+
+
+def optimizer_state_bytes(model: torch.nn.Module, optimizer: str) -> tuple[dict[str, int], int]:
+    """The optimizer's state by the module holding each parameter, and its step's temporary."""
+    per_param, step_scalar, temporary = OPTIMIZERS[optimizer]
+    state: dict[str, int] = {}
+    trainable = 0
+    for path, param in _named_parameters(model):
+        if not param.requires_grad:
+            continue
+        size = _logical_bytes(param)
+        trainable += size
+        state[path] = state.get(path, 0) + per_param * size + (4 if step_scalar else 0)
+    return state, trainable if temporary else 0
+
+
+def _named_parameters(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """(owning module path, parameter), each parameter once, as ``named_parameters`` has them."""
+    seen: set[int] = set()
+    for path, module in model.named_modules():
+        for param in module._parameters.values():
+            if param is not None and id(param) not in seen:
+                seen.add(id(param))
+                yield path, param
+
+
+class MemoryTracker:
+    """Bytes moved and live storages of one count; lives for one call.
+
+    Use :meth:`tracking` around the pass (the dispatch mode must be entered *before* (inside)
+    a counting mode, so it sees the ops that mode runs), :meth:`add_macs` right after an op
+    is counted, :meth:`result` at the end.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        train: bool = False,
+        optimizer: str | None = None,
+        priced_by_graph: bool = False,
+    ) -> None:
+        self._model = model
+        self._priced_by_graph = priced_by_graph
+        self._graph_bytes = 0
+        self.moved = 0
+        self._by_scope: Counter[tuple[str, ...]] = Counter()
+        self._by_dtype: Counter[torch.dtype] = Counter()
+        self._costs: Counter[tuple[int, int]] = Counter()
+        self._pending: int | None = None  # the last op's bytes, until its MACs are known
+        self.live = 0
+        self.peak = 0
+        self._live: dict[int, tuple[int, str, Any]] = {}  # storage -> (bytes, owner, weakref)
+        self._by_owner: Counter[str] = Counter()
+        self._peak_owners: dict[str, int] = {}
+        self._peak_dirty = False
+        self._stack: list[str] = []
+        self._scope: tuple[str, ...] = ()
+        self._calls: list[tuple[int, int, tuple[str, ...]]] = []
+        self._starts: list[int] = []
+        self._node_scopes: dict[int, tuple[str, ...]] = {}
+        self.param_bytes = 0
+        self._step_temporary = 0
+        for path, param in _named_parameters(model):
+            self.param_bytes += _logical_bytes(param)
+            self._hold(param, path)
+        for path, module in model.named_modules():
+            for buffer in module._buffers.values():
+                if buffer is not None:
+                    self._hold(buffer, path)
+        for tensor in _tensors((*args, *kwargs.values())):
+            self._hold(tensor, "")
+        if optimizer is not None:
+            state, self._step_temporary = optimizer_state_bytes(model, optimizer)
+            for path, size in state.items():
+                self._allocate(size, path)
+        self.train = train
+
+    # -- storages ---------------------------------------------------------------------------
+
+    def _hold(self, tensor: torch.Tensor, owner: str) -> None:
+        """A tensor that exists before the pass (parameter, buffer, input): live throughout."""
+        try:
+            storage = tensor.untyped_storage()
+        except Exception:  # layouts without a storage (sparse, quantized packed)
+            self._allocate(_logical_bytes(tensor), owner)
+            return
+        key = storage._cdata
+        if key not in self._live:
+            size = storage.nbytes()
+            self._live[key] = (size, owner, None)
+            self._add_live(size, owner)
+
+    def _allocate(self, size: int, owner: str) -> None:
+        self._add_live(size, owner)
+
+    def _add_live(self, size: int, owner: str) -> None:
+        self.live += size
+        self._by_owner[owner] += size
+        if self.live > self.peak:
+            self.peak = self.live
+            self._peak_dirty = True
+
+    def _remove_live(self, size: int, owner: str) -> None:
+        if self._peak_dirty:
+            self._peak_owners = dict(self._by_owner)
+            self._peak_dirty = False
+        self.live -= size
+        self._by_owner[owner] -= size
+
+    def _track(self, tensor: torch.Tensor) -> None:
+        try:
+            storage = tensor.untyped_storage()
+        except Exception:
+            return
+        key = storage._cdata
+        if key in self._live:
+            return
+        size = storage.nbytes()
+        owner = self._scope[-1] if self._scope else ""
+        ref = weakref.ref(storage, functools_partial_free(self, key))
+        self._live[key] = (size, owner, ref)
+        self._add_live(size, owner)
+
+    def _free(self, key: int) -> None:
+        entry = self._live.pop(key, None)
+        if entry is not None:
+            self._remove_live(entry[0], entry[1])
+
+    # -- ops -------------------------------------------------------------------------------
+
+    def record(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> None:
+        outputs = _tensors(out if isinstance(out, (tuple, list)) else (out,))
+        if not outputs:
+            return
+        if self._backward_scope():
+            self._scope = self._node_scope()
+        for tensor in outputs:
+            self._track(tensor)
+        name = func._schema.name if hasattr(func, "_schema") else ""
+        if getattr(func, "is_view", False) or name in _ALIASING:
+            return
+        moved = 0
+        by_dtype = self._by_dtype
+        seen: set[int] = set()
+        for tensor in (*_tensors(args), *_tensors(kwargs.values())):
+            if id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
+            size = tensor.numel() * tensor.element_size()
+            moved += size
+            by_dtype[tensor.dtype] += size
+        for tensor in outputs:
+            size = tensor.numel() * tensor.element_size()
+            moved += size
+            by_dtype[tensor.dtype] += size
+        self.moved += moved
+        self._by_scope[self._scope] += moved
+        if self._priced_by_graph:
+            return
+        if self._pending is not None:
+            self._costs[(0, self._pending)] += 1
+        self._pending = moved
+
+    def add_macs(self, macs: int) -> None:
+        """The MACs of the op recorded last (the counting mode counts right after running it)."""
+        if self._pending is not None:
+            self._costs[(macs, self._pending)] += 1
+            self._pending = None
+        elif macs:
+            self._costs[(macs, 0)] += 1
+
+    def add_cost(self, macs: int, moved: int) -> None:
+        """An op priced elsewhere (a trace node): its MACs and bytes."""
+        self._costs[(macs, moved)] += 1
+        self._graph_bytes += moved
+
+    def backward_done(self) -> None:
+        """The optimizer step follows: its temporary is live on top of what is live now."""
+        if self._step_temporary:
+            self._add_live(self._step_temporary, "")
+            self._remove_live(self._step_temporary, "")
+
+    # -- module scopes ---------------------------------------------------------------------
+
+    def _backward_scope(self) -> bool:
+        return self.train and not self._stack and _current_autograd_node() is not None
+
+    def _node_scope(self) -> tuple[str, ...]:
+        node = _current_autograd_node()
+        if node is None:
+            return ()
+        sequence_nr = node._sequence_nr()
+        scope = self._node_scopes.get(sequence_nr)
+        if scope is None:
+            found: tuple[str, ...] = ()
+            for start, end, call_scope in self._calls:
+                if start <= sequence_nr < end and len(call_scope) > len(found):
+                    found = call_scope
+            scope = self._node_scopes[sequence_nr] = found
+        return scope
+
+    @contextlib.contextmanager
+    def tracking(self) -> Iterator[None]:
+        """Module hooks and the dispatch mode, for the pass; everything removed on exit."""
+        handles: list[RemovableHandle] = []
+        try:
+            for path, module in self._model.named_modules():
+                if isinstance(module, torch.jit.ScriptModule):
+                    continue
+                handles.append(module.register_forward_pre_hook(self._enter(path)))
+                handles.append(module.register_forward_hook(self._leave()))
+            with _MemoryMode(self):
+                yield
+            self._scope = ()
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _enter(self, path: str) -> Callable[..., None]:
+        def hook(module: torch.nn.Module, args: Any) -> None:
+            self._stack.append(path)
+            self._scope = tuple(self._stack)
+            self._starts.append(_get_sequence_nr())
+
+        return hook
+
+    def _leave(self) -> Callable[..., None]:
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            scope = self._scope
+            start = self._starts.pop()
+            end = _get_sequence_nr()
+            if end > start:
+                self._calls.append((start, end, scope))
+            self._stack.pop()
+            self._scope = tuple(self._stack)
+
+        return hook
+
+    # -- result ----------------------------------------------------------------------------
+
+    def result(self) -> MemoryCount:
+        if self._pending is not None:
+            self._costs[(0, self._pending)] += 1
+            self._pending = None
+        if self._priced_by_graph and self.moved > self._graph_bytes:
+            self._costs[(0, self.moved - self._graph_bytes)] += 1
+            self._graph_bytes = self.moved
+        if self._peak_dirty:
+            self._peak_owners = dict(self._by_owner)
+            self._peak_dirty = False
+        by_module: Counter[str] = Counter({path: 0 for path, _ in self._model.named_modules()})
+        for scope, moved in self._by_scope.items():
+            for path in set(scope):
+                by_module[path] += moved
+        by_module[""] = self.moved
+        peak_by_module: Counter[str] = Counter()
+        for owner, size in self._peak_owners.items():
+            if size:
+                for path in _ancestors(owner):
+                    peak_by_module[path] += size
+        peak_by_module[""] = self.peak
+        return MemoryCount(
+            param_bytes=self.param_bytes,
+            bytes_moved=self.moved,
+            bytes_by_module=dict(by_module),
+            bytes_by_dtype={
+                str(dtype).removeprefix("torch."): n for dtype, n in self._by_dtype.items()
+            },
+            peak_memory=self.peak,
+            peak_by_module=dict(peak_by_module),
+            op_costs=tuple(
+                OpCost(macs, moved, calls) for (macs, moved), calls in sorted(self._costs.items())
+            ),
+        )
+
+
+def priced_handle(
+    handle: Callable[[list[Any], list[Any]], Any], tracker: MemoryTracker
+) -> Callable[[list[Any], list[Any]], Any]:
+    """An fvcore op handle that also gives the tracker the node's MACs and bytes, read from
+    the trace's typed values (inputs once each, plus outputs)."""
+
+    def wrapped(inputs: list[Any], outputs: list[Any]) -> Any:
+        result = handle(inputs, outputs)
+        macs = sum(result.values()) if isinstance(result, Counter) else result
+        seen: set[int] = set()
+        moved = 0
+        for value in inputs:
+            if id(value) not in seen:
+                seen.add(id(value))
+                moved += _value_bytes(value)
+        moved += sum(_value_bytes(value) for value in outputs)
+        tracker.add_cost(int(macs), moved)
+        return result
+
+    return wrapped
+
+
+def _value_bytes(value: Any) -> int:
+    """Bytes of a JIT value of complete tensor type (0 for anything else)."""
+    kind = value.type()
+    if not isinstance(kind, torch._C.TensorType):
+        return 0
+    sizes = kind.sizes()
+    dtype = kind.dtype()
+    if sizes is None or dtype is None:
+        return 0
+    numel = 1
+    for size in sizes:
+        numel *= int(size)
+    return numel * dtype.itemsize
+
+
+def functools_partial_free(tracker: MemoryTracker, key: int) -> Callable[[Any], None]:
+    def free(_: Any) -> None:
+        tracker._free(key)
+
+    return free
+
+
+class _MemoryMode(TorchDispatchMode):
+    """Runs each op and hands it to the tracker. Sits below a counting mode, so it sees the
+    ops that mode runs (an op counted whole arrives whole; a decomposed one, as its parts)."""
+
+    supports_higher_order_operators = True
+
+    def __init__(self, tracker: MemoryTracker) -> None:
+        super().__init__()
+        self._tracker = tracker
+
+    def __torch_dispatch__(
+        self,
+        func: Any,
+        types: Sequence[type],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        self._tracker.record(func, args, kwargs, out)
+        return out
+
+
+def _current_autograd_node() -> Any:
+    current = getattr(torch._C, "_current_autograd_node", None)
+    return current() if current is not None else None
+
+
+def _ancestors(path: str) -> list[str]:
+    if not path:
+        return []
+    parts = path.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _tensors(values: Any) -> list[torch.Tensor]:
+    found: list[torch.Tensor] = []
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(item for item in value if isinstance(item, torch.Tensor))
+    return found
+
+
+def _logical_bytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
