@@ -21,7 +21,9 @@ class FlopCounter:
     ``inputs`` is a tensor, a tuple of positional arguments or a dict of keyword arguments.
     Each call is recorded under ``name`` (default: the model's class name) for the budget
     check and the summary; the model is left as it was found. ``backend``, ``mode`` and
-    ``ops`` override the test's marker and pyproject settings for this call.
+    ``ops`` override the test's marker and pyproject settings for this call. ``optimizer``
+    (``"adam"``, ...) adds its state to a training step's peak memory; the marker's or
+    pyproject's applies to ``mode="train"`` counts.
     """
 
     def __init__(self, *, flops_per_mac: int, options: CountOptions | None = None) -> None:
@@ -40,6 +42,7 @@ class FlopCounter:
         backend: str | None = None,
         mode: str | None = None,
         ops: str | None = None,
+        optimizer: str | None = None,
     ) -> Count:
         __tracebackhide__ = True
         from .counting.counter import count_model  # torch is imported only by tests that count
@@ -51,6 +54,8 @@ class FlopCounter:
             raise CountError(f'flops(backend=...) must be "fvcore" or "torch", got {backend!r}')
         if mode not in ("inference", "train"):
             raise CountError(f'flops(mode=...) must be "inference" or "train", got {mode!r}')
+        if optimizer is None and mode == "train":
+            optimizer = self._options.optimizer  # a marker's or pyproject's, for training steps
         count = count_model(
             model,
             inputs,
@@ -60,6 +65,7 @@ class FlopCounter:
             mode=mode,
             grad=grad,
             ops=ops,
+            optimizer=optimizer,
         )
         self._counts.append(count)
         return count

@@ -70,14 +70,16 @@ HELP_ON_EXCEED = 'what an over-budget test does: "fail" (default) or "warn" (rep
 HELP_HARDWARE = "comma-separated devices (T4,A100:fp16) to show the ideal time on, a lower bound"
 MARKER_HELP = (
     f"{MARKER_NAME}(gflops=4.1, *, mparams=None, name=None, tolerance=None, on_exceed=None, "
-    "backend=None, mode=None, unknown_ops=None, ops=None): fail the test if the models it "
+    "backend=None, mode=None, unknown_ops=None, ops=None, optimizer=None): fail the test if "
+    "the models it "
     "counts with "
     "the flops fixture exceed this budget. One compute unit among flops, kflops, mflops, "
     "gflops, tflops, macs, kmacs, mmacs, gmacs, tmacs; params or mparams for a model-size "
     "guard, active_params, mactive_params or gactive_params for the parameters one token "
     "uses; name= binds the budget to counts recorded under that name; backend (fvcore, "
     "torch), mode (inference, train), unknown_ops (warn, fail, ignore) and ops (fvcore, dense: "
-    "which ops count) set how they count."
+    "which ops count) and optimizer (sgd, sgd_momentum, adam, adamw, adagrad, rmsprop: whose "
+    "state a train-mode peak memory includes) set how they count."
 )
 REPORT_ATTRIBUTE = "flopbudget"  # on the teardown report: the test's record, as JSON
 BODY_ATTRIBUTE = "flopbudget_body"  # on the call report: "passed" when only the budget failed it
@@ -204,7 +206,7 @@ def _refuse_foreign_reports(settings: Settings) -> None:
 @pytest.fixture
 def flops(request: pytest.FixtureRequest) -> FlopCounter:
     """Count a model: ``flops(model, inputs, *, name=None, grad=False, backend=None, mode=None,
-    ops=None)``.
+    ops=None, optimizer=None)``.
 
     Returns the count (``.flops``, ``.macs``, ``.params``, ``.by_module``) and records it on
     the test, where ``flop_budget`` markers and pyproject budgets check it.
@@ -570,8 +572,16 @@ class TestHooks:
             options = {**marker_options, **options}
         if problem is not None:
             pytest.fail(problem, pytrace=False)
+        resolved = count_options(settings, options)
+        if "optimizer" in options and resolved.mode != "train":
+            pytest.fail(
+                f"{item.nodeid}: @pytest.mark.{MARKER_NAME}: optimizer={options['optimizer']!r} "
+                f'needs mode="train" (optimizer state is memory of a training step); this test '
+                f'counts in mode="{resolved.mode}"',
+                pytrace=False,
+            )
         item.stash[BUDGETS_KEY] = budgets
-        item.stash[OPTIONS_KEY] = count_options(settings, options)
+        item.stash[OPTIONS_KEY] = resolved
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_call(self, item: pytest.Item) -> None:

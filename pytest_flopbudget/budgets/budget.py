@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..counting.count import OPTIMIZER_NAMES
 from ..counting.op_conventions import OPS_CONVENTIONS
 from .units import (
     ACTIVE_PARAM_UNITS,
@@ -34,6 +35,7 @@ COUNT_OPTION_CHOICES: dict[str, tuple[str, ...]] = {
     "unknown_ops": ("warn", "fail", "ignore"),
     "mode": ("inference", "train"),
     "ops": OPS_CONVENTIONS,
+    "optimizer": OPTIMIZER_NAMES,
 }
 OPTION_KEYS = ("name", "tolerance", "on_exceed", "device", *COUNT_OPTION_CHOICES)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..counting.count import OPTIMIZER_NAMES
 from ..counting.op_conventions import DESCRIPTIONS, OPS_CONVENTIONS
 from .budget import (
     ON_EXCEED_CHOICES,
@@ -51,6 +52,8 @@ class Settings:
     unknown_ops: str = "warn"
     mode: str = "inference"
     ops: str = "fvcore"
+    optimizer: str | None = None
+    """Whose state a training step's peak memory includes (train-mode counts only)."""
     budgets_by_nodeid: Mapping[str, Budget] = field(default_factory=dict)
     budgets_by_name: Mapping[str, Budget] = field(default_factory=dict)
     baseline_path: Path | None = None
@@ -90,6 +93,7 @@ class CountOptions:
     unknown_ops: str = "warn"
     mode: str = "inference"
     ops: str = "fvcore"
+    optimizer: str | None = None
 
 
 def count_options(settings: Settings, marker_options: Mapping[str, str]) -> CountOptions:
@@ -98,6 +102,7 @@ def count_options(settings: Settings, marker_options: Mapping[str, str]) -> Coun
         unknown_ops=marker_options.get("unknown_ops", settings.unknown_ops),
         mode=marker_options.get("mode", settings.mode),
         ops=marker_options.get("ops", settings.ops),
+        optimizer=marker_options.get("optimizer", settings.optimizer),
     )
 
 
@@ -139,6 +144,23 @@ def _choice(
     if not is_choice(value, choices):
         allowed = " or ".join(f'"{choice}"' for choice in choices)
         raise ConfigError(f"{place} {key}: must be {allowed}, got {shown(value)}")
+    return str(value)
+
+
+def _optimizer(section: Mapping[str, Any], mode: str, place: str) -> str | None:
+    """``optimizer = "adamw"``: its state joins a training step's peak memory, so it needs
+    ``mode = "train"`` beside it (markers may still count single tests in inference)."""
+    if "optimizer" not in section:
+        return None
+    value = section["optimizer"]
+    if not is_choice(value, OPTIMIZER_NAMES):
+        allowed = " or ".join(f'"{choice}"' for choice in OPTIMIZER_NAMES)
+        raise ConfigError(f"{place} optimizer: must be {allowed}, got {shown(value)}")
+    if mode != "train":
+        raise ConfigError(
+            f'{place} optimizer: {shown(value)} needs mode = "train" (optimizer state is memory '
+            f'of a training step); mode is "{mode}"'
+        )
     return str(value)
 
 
@@ -187,6 +209,7 @@ KNOWN_KEYS = (
     "unknown_ops",
     "mode",
     "ops",
+    "optimizer",
     "budgets",
     "baseline",
     "regression_tolerance",
@@ -240,14 +263,16 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
         raise ConfigError(f"{place} report_only: must be true or false, got {report_only!r}")
 
     by_nodeid, by_name = _budgets(path, section.get("budgets", {}), place)
+    mode = _choice(section, "mode", MODE_CHOICES, "inference", place)
     return Settings(
         flops_per_mac=int(flops_per_mac),
         tolerance=tolerance,
         on_exceed=_choice(section, "on_exceed", ON_EXCEED_CHOICES, "fail", place),
         backend=_choice(section, "backend", BACKEND_CHOICES, "fvcore", place),
         unknown_ops=_choice(section, "unknown_ops", UNKNOWN_OPS_CHOICES, "warn", place),
-        mode=_choice(section, "mode", MODE_CHOICES, "inference", place),
+        mode=mode,
         ops=_choice(section, "ops", OPS_CONVENTIONS, "fvcore", place),
+        optimizer=_optimizer(section, mode, place),
         budgets_by_nodeid=by_nodeid,
         budgets_by_name=by_name,
         baseline_path=baseline_path,

@@ -6,6 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+OPTIMIZER_NAMES = ("sgd", "sgd_momentum", "adam", "adamw", "adagrad", "rmsprop")
+"""The ``optimizer`` option's values: whose state a training step's peak memory includes
+(see :data:`.memory.OPTIMIZERS`)."""
+
 
 class CountError(Exception):
     """A model that could not be counted; the message names the model and the cause."""

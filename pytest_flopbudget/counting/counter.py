@@ -12,10 +12,9 @@ import torch
 
 from .active import active_params
 from .backends import get_backend
-from .count import Count, CountError, RawCount
+from .count import OPTIMIZER_NAMES, Count, CountError, RawCount
 from .fakes import AbstractInputError, is_abstract
 from .inputs import InputError, normalize_inputs, private_copies
-from .memory import OPTIMIZER_NAMES
 from .op_conventions import check_ops
 
 

@@ -43,42 +43,66 @@ from typing import Any
 
 import torch
 from torch.autograd import _get_sequence_nr
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.hooks import RemovableHandle
 
-from .count import MemoryCount, OpCost
+from .count import OPTIMIZER_NAMES, MemoryCount, OpCost
 
-OPTIMIZERS: dict[str, tuple[int, int, bool]] = {
-    "sgd": (0, 0, False),
-    "sgd_momentum": (1, 0, False),
-    "adam": (2, 1, True),
-    "adamw": (2, 1, True),
-    "adagrad": (1, 1, True),
-    "rmsprop": (1, 1, True),
+OPTIMIZERS: dict[str, tuple[int, bool, int, int]] = {
+    "sgd": (0, False, 0, 0),
+    "sgd_momentum": (1, False, 0, 0),
+    "adam": (2, True, 1, 2),
+    "adamw": (2, True, 1, 2),
+    "adagrad": (1, True, 2, 1),
+    "rmsprop": (1, True, 1, 1),
 }
-"""Optimizer -> (state tensors per parameter, in the parameter's dtype, as ``torch.optim``
-makes them with ``zeros_like``; whether each parameter also keeps a float32 ``step`` scalar;
-whether the step makes one parameter-sized temporary: the foreach implementations of Adam,
-AdamW, Adagrad and RMSprop take ``_foreach_sqrt`` of a state into a new tensor list). Only
-trainable parameters (``requires_grad``) have state. Defaults as torch's: no AMSGrad, RMSprop
-neither centered nor with momentum."""
-OPTIMIZER_NAMES = tuple(OPTIMIZERS)
+"""Optimizer -> (state tensors per parameter, in the parameter's dtype as ``torch.optim`` makes
+them with ``zeros_like``; whether each parameter also keeps a float32 ``step`` scalar; the
+step's temporaries in parameter-sized lists with the foreach implementation, the default on
+CUDA-like devices (Adam's ``_foreach_sqrt`` of its second moment, Adagrad's square root and
+scaled gradient); the same with the per-tensor implementation, the default on CPU, in
+multiples of the largest parameter (Adam's ``exp_avg_sq.sqrt() / c``)). Only trainable
+parameters (``requires_grad``) have state. torch's defaults otherwise: no AMSGrad, no
+``maximize``, RMSprop neither centered nor with momentum, SGD after its first step (the
+momentum buffer exists)."""
+assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES
 
 _ALIASING = frozenset({"aten::_unsafe_view", "aten::lift_fresh", "aten::alias"})
+_CPU_WORKSPACE = frozenset(
+    {
+        "aten::conv1d",
+        "aten::conv2d",
+        "aten::conv3d",
+        "aten::convolution",
+        "aten::convolution_backward",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+    }
+)
+"""Ops whose CPU kernels (oneDNN) work on copies of their operands in a blocked layout: while
+one runs, a copy of each tensor it reads is live besides its outputs (measured in
+docs/memory.md; without it a CNN's peak is underestimated by a fifth)."""
+_FOREACH_DEVICES = frozenset({"cuda", "xpu", "mtia", torch._C._get_privateuse1_backend_name()})
 
 
 def optimizer_state_bytes(model: torch.nn.Module, optimizer: str) -> tuple[dict[str, int], int]:
-    """The optimizer's state by the module holding each parameter, and its step's temporary."""
-    per_param, step_scalar, temporary = OPTIMIZERS[optimizer]
+    """The optimizer's state by the module holding each parameter, and its step's temporaries
+    (which implementation torch picks by default depends on where the parameters are)."""
+    per_param, step_scalar, foreach_lists, per_tensor = OPTIMIZERS[optimizer]
     state: dict[str, int] = {}
-    trainable = 0
+    trainable = largest = 0
+    foreach = True
     for path, param in _named_parameters(model):
         if not param.requires_grad:
             continue
         size = _logical_bytes(param)
         trainable += size
+        largest = max(largest, size)
+        foreach = foreach and param.device.type in _FOREACH_DEVICES
         state[path] = state.get(path, 0) + per_param * size + (4 if step_scalar else 0)
-    return state, trainable if temporary else 0
+    return state, foreach_lists * trainable if foreach else per_tensor * largest
 
 
 def _named_parameters(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -107,11 +131,16 @@ class MemoryTracker:
         *,
         train: bool = False,
         optimizer: str | None = None,
-        priced_by_graph: bool = False,
+        traced: bool = False,
     ) -> None:
         self._model = model
-        self._priced_by_graph = priced_by_graph
+        self._traced = traced
         self._graph_bytes = 0
+        self._log: list[tuple[int, str]] | None = [] if traced else None
+        self._last_read: dict[int, int] = {}
+        self._returned: set[int] = set()
+        self._at_end: list[tuple[int, int, str]] = []
+        self._log_end = 0
         self.moved = 0
         self._by_scope: Counter[tuple[str, ...]] = Counter()
         self._by_dtype: Counter[torch.dtype] = Counter()
@@ -164,6 +193,8 @@ class MemoryTracker:
         self._add_live(size, owner)
 
     def _add_live(self, size: int, owner: str) -> None:
+        if self._log is not None:
+            self._log.append((size, owner))
         self.live += size
         self._by_owner[owner] += size
         if self.live > self.peak:
@@ -171,6 +202,8 @@ class MemoryTracker:
             self._peak_dirty = True
 
     def _remove_live(self, size: int, owner: str) -> None:
+        if self._log is not None:
+            self._log.append((-size, owner))
         if self._peak_dirty:
             self._peak_owners = dict(self._by_owner)
             self._peak_dirty = False
@@ -190,6 +223,8 @@ class MemoryTracker:
         ref = weakref.ref(storage, functools_partial_free(self, key))
         self._live[key] = (size, owner, ref)
         self._add_live(size, owner)
+        if self._log is not None:
+            self._last_read[key] = len(self._log)
 
     def _free(self, key: int) -> None:
         entry = self._live.pop(key, None)
@@ -198,16 +233,20 @@ class MemoryTracker:
 
     # -- ops -------------------------------------------------------------------------------
 
-    def record(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> None:
-        outputs = _tensors(out if isinstance(out, (tuple, list)) else (out,))
-        if not outputs:
-            return
+    def record(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        outputs: list[torch.Tensor],
+        view: bool,
+    ) -> None:
+        """One op that ran: ``view`` says it moved nothing (its outputs alias its inputs)."""
         if self._backward_scope():
             self._scope = self._node_scope()
         for tensor in outputs:
             self._track(tensor)
-        name = func._schema.name if hasattr(func, "_schema") else ""
-        if getattr(func, "is_view", False) or name in _ALIASING:
+        if view:
             return
         moved = 0
         by_dtype = self._by_dtype
@@ -216,20 +255,62 @@ class MemoryTracker:
             if id(tensor) in seen:
                 continue
             seen.add(id(tensor))
-            size = tensor.numel() * tensor.element_size()
+            size = tensor.nbytes
             moved += size
             by_dtype[tensor.dtype] += size
+        if name in _CPU_WORKSPACE and outputs and outputs[0].device.type == "cpu":
+            read = moved
+            owner = self._scope[-1] if self._scope else ""
+            self._add_live(read, owner)
+            self._remove_live(read, owner)
+        if self._log is not None:
+            self._mark_reads((*_tensors(args), *_tensors(kwargs.values())))
         for tensor in outputs:
-            size = tensor.numel() * tensor.element_size()
+            size = tensor.nbytes
             moved += size
             by_dtype[tensor.dtype] += size
         self.moved += moved
         self._by_scope[self._scope] += moved
-        if self._priced_by_graph:
+        if self._traced:
             return
         if self._pending is not None:
             self._costs[(0, self._pending)] += 1
         self._pending = moved
+
+    def _mark_reads(self, tensors: Sequence[torch.Tensor]) -> None:
+        assert self._log is not None
+        for tensor in tensors:
+            with contextlib.suppress(Exception):
+                self._last_read[tensor.untyped_storage()._cdata] = len(self._log)
+
+    def returned(self, tensors: Sequence[torch.Tensor]) -> None:
+        """The traced call's outputs: live to the end of the pass."""
+        for tensor in tensors:
+            with contextlib.suppress(Exception):
+                self._returned.add(tensor.untyped_storage()._cdata)
+
+    def _replay(self) -> None:
+        """A JIT trace keeps some results alive to its end (convolutions' outputs) that an
+        eager run frees: storages still live at the end that are not returned end at their
+        last use instead; the peak is recomputed over the pass's events."""
+        assert self._log is not None
+        ends: dict[int, list[tuple[int, str]]] = {}
+        for key, size, owner in self._at_end:
+            if key not in self._returned and key in self._last_read:
+                ends.setdefault(self._last_read[key], []).append((-size, owner))
+        log, self._log = self._log[: self._log_end], None
+        self.live = self.peak = 0
+        self._by_owner = Counter()
+        self._peak_dirty = False
+        for index in range(len(log) + 1):
+            for size, owner in ends.get(index, ()):
+                self._remove_live(-size, owner)
+            if index < len(log):
+                size, owner = log[index]
+                if size >= 0:
+                    self._add_live(size, owner)
+                else:
+                    self._remove_live(-size, owner)
 
     def add_macs(self, macs: int) -> None:
         """The MACs of the op recorded last (the counting mode counts right after running it)."""
@@ -279,9 +360,16 @@ class MemoryTracker:
                     continue
                 handles.append(module.register_forward_pre_hook(self._enter(path)))
                 handles.append(module.register_forward_hook(self._leave()))
-            with _MemoryMode(self):
+            with _MemoryFunctionMode(self) if self._traced else _MemoryMode(self):
                 yield
             self._scope = ()
+            if self._log is not None:
+                self._at_end = [
+                    (key, size, owner)
+                    for key, (size, owner, ref) in self._live.items()
+                    if ref is not None
+                ]
+                self._log_end = len(self._log)
         finally:
             for handle in handles:
                 handle.remove()
@@ -312,7 +400,9 @@ class MemoryTracker:
         if self._pending is not None:
             self._costs[(0, self._pending)] += 1
             self._pending = None
-        if self._priced_by_graph and self.moved > self._graph_bytes:
+        if self._log is not None:
+            self._replay()
+        if self._traced and self.moved > self._graph_bytes:
             self._costs[(0, self.moved - self._graph_bytes)] += 1
             self._graph_bytes = self.moved
         if self._peak_dirty:
@@ -407,8 +497,64 @@ class _MemoryMode(TorchDispatchMode):
     ) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        self._tracker.record(func, args, kwargs, out)
+        outputs = _tensors(out if isinstance(out, (tuple, list)) else (out,))
+        if outputs:
+            if isinstance(func, torch._ops.HigherOrderOperator):
+                name, view = f"higher_order::{func.name()}", False
+            else:
+                name = func._schema.name
+                view = func.is_view or name in _ALIASING
+            self._tracker.record(name, args, kwargs, outputs, view)
         return out
+
+
+class _MemoryFunctionMode(TorchFunctionMode):
+    """The same at the level of torch functions, for a JIT trace: under a dispatch mode the
+    tracer does not record some ops (convolutions), and torch functions are above it. An op
+    whose every output shares a storage with an input, and whose name is not in-place
+    (``add_``, ``__iadd__``), is a view and moves nothing."""
+
+    def __init__(self, tracker: MemoryTracker) -> None:
+        super().__init__()
+        self._tracker = tracker
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Sequence[type],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if getattr(func, "__name__", "") == "__get__":
+            return out  # attributes: views (``.T``) or, under a trace, sizes as tensors
+        if isinstance(out, torch.Tensor):
+            outputs = [out]
+        elif isinstance(out, (tuple, list)):
+            outputs = [item for item in out if isinstance(item, torch.Tensor)]
+        else:
+            return out
+        if outputs:
+            name = getattr(func, "__name__", "")
+            self._tracker.record(name, args, kwargs, outputs, _aliases(name, args, kwargs, outputs))
+        return out
+
+
+def _aliases(
+    name: str, args: Sequence[Any], kwargs: dict[str, Any], outputs: list[torch.Tensor]
+) -> bool:
+    if (
+        (name.endswith("_") and not name.endswith("__"))
+        or name.startswith("__i")
+        or "out" in kwargs
+    ):
+        return False
+    try:
+        read = {tensor.untyped_storage()._cdata for tensor in _tensors((*args, *kwargs.values()))}
+        return all(tensor.untyped_storage()._cdata in read for tensor in outputs)
+    except Exception:  # layouts without a storage
+        return False
 
 
 def _current_autograd_node() -> Any:
@@ -434,4 +580,4 @@ def _tensors(values: Any) -> list[torch.Tensor]:
 
 
 def _logical_bytes(tensor: torch.Tensor) -> int:
-    return tensor.numel() * tensor.element_size()
+    return tensor.nbytes

@@ -63,9 +63,8 @@ def count_with_fvcore(
     if any(isinstance(module, torch.jit.ScriptModule) for module in model.modules()):
         return _on_the_dispatcher(model, args, kwargs, fallback=None, ops=ops, memory=memory)
     call = _AnchoredCall(model, args, kwargs)
-    tracker = MemoryTracker(model, args, kwargs, priced_by_graph=True) if memory else None
-    if tracker is not None:
-        call.tracking = tracker.tracking
+    tracker = MemoryTracker(model, args, kwargs, traced=True) if memory else None
+    call.tracker = tracker
     raw = _analyse(call, call.tensors, ops=ops, tracker=tracker)
     if any(op.startswith(OPAQUE_CALLS) for op in raw.unknown_ops):
         return _on_the_dispatcher(model, args, kwargs, fallback=raw, ops=ops, memory=memory)
@@ -164,13 +163,15 @@ def _zero_handle(op: str, left_out: Counter[str]) -> FvcoreHandle:
 class _AnchoredCall(TensorCall):
     """:class:`TensorCall` that also returns an anchor for every result nothing used."""
 
-    tracking: Callable[[], contextlib.AbstractContextManager[None]] | None = None
-    """Memory tracking around the traced run (:meth:`..memory.MemoryTracker.tracking`)."""
+    tracker: MemoryTracker | None = None
+    """Tracks bytes and live storages of the traced run."""
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        tracking = self.tracking() if self.tracking is not None else contextlib.nullcontext()
-        with tracking, _Anchors() as unused:
+        tracker = self.tracker
+        with tracker.tracking() if tracker else contextlib.nullcontext(), _Anchors() as unused:
             found = self.call(*tensors)
+            if tracker is not None:
+                tracker.returned(found)
         anchors = unused.anchors(found)
         if not found and not anchors:
             raise InputError("the model returned no tensors and ran no tensor ops")
