@@ -39,12 +39,14 @@ from .budgets.paths import check_separate, written_files
 from .budgets.scope import XFAILED, CollectionFacts, Phases, narrowed_by_paths
 from .budgets.scopes import Scopes
 from .budgets.verdict import ERROR, FAILING, FlopBudgetWarning
+from .contributions import Contributions
 from .fixture import FlopCounter
 
 if TYPE_CHECKING:
     from collections.abc import Generator
 
     from .budgets.baseline import Baseline
+    from .budgets.hardware import Device
     from .budgets.record import TestRecord
     from .budgets.scope import RunScope
     from .budgets.stale import StaleEntry, Staleness
@@ -93,6 +95,7 @@ BUDGETS_KEY = pytest.StashKey[list[Budget]]()
 OPTIONS_KEY = pytest.StashKey[CountOptions]()
 RECORD_KEY = pytest.StashKey["TestRecord"]()
 BODY_PASSED_KEY = pytest.StashKey[bool]()
+CONTRIBUTIONS_KEY = pytest.StashKey[Contributions]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,10 +116,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--flop-budget-hardware", metavar="DEVICES", default=None, help=HELP_HARDWARE)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    contributions = Contributions(config)
+    config.stash[CONTRIBUTIONS_KEY] = contributions
     try:
-        settings, baseline, notes, scopes = _load(config)
+        settings, baseline, notes, scopes = _load(config, contributions.read_hardware())
+        contributions.register_formulas()
     except ConfigError as error:
         # `pytest --help` and `--version` keep working; the error comes when tests would run
         config.pluginmanager.register(_BrokenConfig(str(error)), "flopbudget-manager")
@@ -126,7 +138,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(manager, "flopbudget-manager")
 
 
-def _load(config: pytest.Config) -> tuple[Settings, Baseline | None, list[str], Scopes]:
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Formulas contributed by hooks last for their session only."""
+    contributions = config.stash.get(CONTRIBUTIONS_KEY, None)
+    if contributions is not None:
+        contributions.close()
+
+
+def _load(
+    config: pytest.Config, devices: dict[str, Device]
+) -> tuple[Settings, Baseline | None, list[str], Scopes]:
     pyproject = find_pyproject(config.rootpath, config.inipath)
     settings = load_settings(
         pyproject,
@@ -138,6 +159,7 @@ def _load(config: pytest.Config) -> tuple[Settings, Baseline | None, list[str], 
         report_only=config.getoption("flop_budget_report_only"),
         on_exceed=config.getoption("flop_budget_on_exceed"),
         hardware=config.getoption("flop_budget_hardware"),
+        devices=devices,
     )
     scopes = Scopes(settings, config.rootpath)
     settings = scopes.settings
@@ -288,6 +310,11 @@ class FlopBudgetManager:
         a table that cannot apply is a collection error naming it, never a silent no budget."""
         try:
             self.scopes.settings_for(module_path)
+            contributions = self.config.stash[CONTRIBUTIONS_KEY]
+            contributions.register_formulas()  # conftest files loaded during collection
+            late = contributions.late_hardware()
+            if late is not None:
+                raise ConfigError(late)
         except ConfigError as error:
             raise pytest.Collector.CollectError(f"pytest-flopbudget: {error}") from None
 

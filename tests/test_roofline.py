@@ -182,3 +182,38 @@ def test_the_legend_says_the_column_is_a_lower_bound() -> None:
     assert legend.startswith("A100 fp16 >=: lower bound on time")
     assert "MACs only: no bytes measured" in legend
     assert rows.hardware_legend(Settings()) is None
+
+
+DECODE_AND_PREFILL = """
+import torch
+
+def test_decode(flops):
+    with flops.abstract():
+        projection = torch.nn.Linear(4096, 4096, bias=False, dtype=torch.float16)
+        token = torch.empty(1, 4096, dtype=torch.float16)
+    flops(projection, token, name="decode")
+
+def test_prefill(flops):
+    with flops.abstract():
+        projection = torch.nn.Linear(4096, 4096, bias=False, dtype=torch.float16)
+        prompt = torch.empty(4096, 4096, dtype=torch.float16)
+    flops(projection, prompt, name="prefill")
+"""
+
+
+def test_the_table_labels_decode_memory_bound_and_prefill_compute_bound(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_llm=DECODE_AND_PREFILL)
+    result = pytester.runpytest("--flop-budget-hardware=A100:fp16", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    # decode: 33,570,816 bytes / 1555e9 B/s = 21.6 us (its 16.8M MACs would take 0.108 us)
+    # prefill: 2 * 4096^3 / 312e12 = 440 us (its 100.7 MB would take 64.7 us)
+    result.stdout.fnmatch_lines(
+        [
+            "*A100 fp16 >=*status",
+            "*test_decode *decode *16.8 MMACs*21.6 us mem  no budget",
+            "*test_prefill *prefill *68.7 GMACs*441 us compute  no budget",
+            "A100 fp16 >=: lower bound on time*",
+        ]
+    )

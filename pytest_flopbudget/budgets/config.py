@@ -24,6 +24,7 @@ from .budget import (
     is_choice,
     looks_like_nodeid,
 )
+from .hardware import Device
 from .units import MAX_TOLERANCE, UnitError, as_number, shown
 
 if sys.version_info >= (3, 11):
@@ -60,6 +61,8 @@ class Settings:
     regression_tolerance: float = 0.0
     tighten_threshold: float = 0.5
     hardware: Sequence[str] = ()
+    devices: Mapping[str, Device] = field(default_factory=dict)
+    """Devices plugins contributed for this session (``pytest_flopbudget_hardware``)."""
     pyproject: Path | None = None
     json_path: Path | None = None
     markdown_path: Path | None = None
@@ -219,7 +222,9 @@ KNOWN_KEYS = (
 )
 
 
-def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Settings:
+def settings_from_pyproject(
+    path: Path | None, section: Mapping[str, Any], devices: Mapping[str, Device] | None = None
+) -> Settings:
     place = f"{path}: [{SECTION}]"
     for key in section:
         if key not in KNOWN_KEYS:
@@ -256,7 +261,7 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
             f'{place} hardware: must be a list of device names such as ["T4", "A100:fp16"], '
             f"got {shown(hardware)}"
         )
-    _check_hardware(hardware, f"{place} hardware")
+    _check_hardware(hardware, f"{place} hardware", devices)
 
     report_only = section.get("report_only", False)
     if not isinstance(report_only, bool):
@@ -279,19 +284,22 @@ def settings_from_pyproject(path: Path | None, section: Mapping[str, Any]) -> Se
         regression_tolerance=_fraction(section, "regression_tolerance", 0.0, place),
         tighten_threshold=_fraction(section, "tighten_threshold", 0.5, place, below_one=True),
         hardware=tuple(hardware),
+        devices=dict(devices or {}),
         pyproject=path,
         report_only=report_only,
     )
 
 
-def _check_hardware(specs: Sequence[str], place: str) -> None:
+def _check_hardware(
+    specs: Sequence[str], place: str, devices: Mapping[str, Device] | None = None
+) -> None:
     if not specs:
         return
     from .hardware import HardwareError, parse_hardware_spec
 
     for spec in specs:
         try:
-            parse_hardware_spec(spec)
+            parse_hardware_spec(spec, devices)
         except HardwareError as error:
             raise ConfigError(f"{place}: {error}") from None
 
@@ -314,10 +322,13 @@ def load_settings(
     report_only: bool | None = None,
     on_exceed: str | None = None,
     hardware: str | None = None,
+    devices: Mapping[str, Device] | None = None,
 ) -> Settings:
-    """Command-line values (None: not given) over pyproject values over defaults."""
+    """Command-line values (None: not given) over pyproject values over defaults.
+
+    ``devices``: those plugins contributed, usable wherever a device is named."""
     section = read_pyproject(pyproject) if pyproject.is_file() else {}
-    settings = settings_from_pyproject(pyproject, section)
+    settings = settings_from_pyproject(pyproject, section, devices)
     overrides: dict[str, Any] = {"update": bool(update), "update_failed": bool(update_failed)}
     if report_only is not None:
         overrides["report_only"] = report_only
@@ -331,7 +342,7 @@ def load_settings(
         overrides["html_path"] = check_writable(html_path, "--flop-budget-html")
     if hardware is not None:
         specs = tuple(spec.strip() for spec in hardware.split(",") if spec.strip())
-        _check_hardware(specs, f"--flop-budget-hardware={hardware}")
+        _check_hardware(specs, f"--flop-budget-hardware={hardware}", devices)
         overrides["hardware"] = specs
     return replace(settings, **overrides)
 

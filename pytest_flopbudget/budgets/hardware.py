@@ -147,6 +147,56 @@ def device_from_table(name: str, entry: Any, where: str) -> Device:
     return Device(name=name, peaks=peaks, source=source, bandwidth=bandwidth)
 
 
+def contributed_devices(result: Any, where: str, known: Mapping[str, Device]) -> dict[str, Device]:
+    """What one ``pytest_flopbudget_hardware`` implementation returned, validated.
+
+    ``result`` maps device names to ``{"peaks": {dtype: FLOP/s}, "bandwidth": bytes/s,
+    "source": str}``. A name that is already a device (the data file's, an alias, or one an
+    earlier hook contributed; ``known``) is refused: two sets of figures for one name would
+    make every time that uses it ambiguous.
+    """
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping):
+        raise HardwareError(
+            f"{where}: must return a mapping of device name -> "
+            f"{{'peaks': {{...}}, 'bandwidth': ..., 'source': ...}}, got {result!r}"
+        )
+    taken = {_folded(name): name for name in [*load_devices(), *load_aliases(), *known]}
+    devices: dict[str, Device] = {}
+    for name, entry in result.items():
+        if not isinstance(name, str) or not _folded(name) or ":" in name:
+            raise HardwareError(
+                f"{where}: device names must be non-empty strings without ':', got {name!r}"
+            )
+        place = f"{where}: device {name!r}"
+        if _folded(name) in taken:
+            raise HardwareError(
+                f"{place}: {taken[_folded(name)]!r} is already a device; pick another name"
+            )
+        if not isinstance(entry, Mapping):
+            raise HardwareError(f"{place}: expected a mapping with peaks, bandwidth and source")
+        unknown = set(entry) - {"peaks", "bandwidth", "source"}
+        if unknown:
+            raise HardwareError(
+                f"{place}: unknown keys {', '.join(sorted(map(str, unknown)))} (expected peaks, bandwidth, source)"
+            )
+        peaks = entry.get("peaks")
+        if not isinstance(peaks, Mapping):
+            raise HardwareError(
+                f"{place}: peaks must map dtypes ({', '.join(DTYPES)}) to FLOP/s, got {peaks!r}"
+            )
+        odd = [dtype for dtype in peaks if dtype not in DTYPES]
+        if odd:
+            raise HardwareError(
+                f"{place}: peaks has unknown dtypes {', '.join(map(repr, odd))} (accepted: {', '.join(DTYPES)})"
+            )
+        flat = {key: value for key, value in entry.items() if key != "peaks"} | dict(peaks)
+        devices[name] = device_from_table(name, flat, place)
+        taken[_folded(name)] = name
+    return devices
+
+
 def _peak(where: str, dtype: str, value: Any) -> float:
     return _positive(where, dtype, value, "FLOP/s")
 

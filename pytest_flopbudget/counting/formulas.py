@@ -177,6 +177,15 @@ def register_formula(op: str, formula: Formula) -> None:
     tensor results, in order, as shapes (other arguments are not passed: fvcore's trace keeps
     them apart), and replaces the count of the ops inside it on both backends.
     """
+    key = formula_key(op, formula)
+    FORMULAS[key] = formula
+    FVCORE_HANDLES[key] = fvcore_handle(formula)
+    _USER_REGISTERED.add(key)
+
+
+def formula_key(op: str, formula: Formula) -> str:
+    """The registry key of ``op`` (``mylib::op.default`` -> ``mylib::op``), or the error
+    :func:`register_formula` raises for an op name or formula it cannot use."""
     if not isinstance(op, str):
         raise TypeError(f"register_formula: op must be a string such as 'mylib::op', got {op!r}")
     if op.startswith(PYTHON_OP):
@@ -186,19 +195,44 @@ def register_formula(op: str, formula: Formula) -> None:
             )
         if not callable(formula):
             raise TypeError(f"register_formula: formula for {op!r} must be callable")
-        FORMULAS[op] = formula
-        FVCORE_HANDLES[op] = fvcore_handle(formula)
-        _USER_REGISTERED.add(op)
-        return
+        return op
     namespace, sep, name = _base_name(op).partition("::")
     if not sep or not namespace or not name:
         raise ValueError(f"register_formula: op must look like 'namespace::name', got {op!r}")
     if not callable(formula):
         raise TypeError(f"register_formula: formula for {op!r} must be callable, got {formula!r}")
-    key = f"{namespace}::{name}"
-    FORMULAS[key] = formula
-    FVCORE_HANDLES[key] = fvcore_handle(formula)
-    _USER_REGISTERED.add(key)
+    return f"{namespace}::{name}"
+
+
+def install_formulas(formulas: Sequence[tuple[str, Formula]]) -> Callable[[], None]:
+    """Register ``formulas`` (op, formula) for a while: what plugins' hooks contribute to one
+    pytest session. The returned function puts back what each op had before (a built-in
+    formula, an earlier ``register_formula``, or nothing), except where the op's formula was
+    registered again meanwhile, which it leaves alone."""
+    saved: list[tuple[str, Formula | None, FvcoreHandle | None, bool, Formula]] = []
+    for op, formula in formulas:
+        key = formula_key(op, formula)
+        saved.append(
+            (key, FORMULAS.get(key), FVCORE_HANDLES.get(key), key in _USER_REGISTERED, formula)
+        )
+        register_formula(op, formula)
+
+    def restore() -> None:
+        for key, formula, handle, user, installed in reversed(saved):
+            if FORMULAS.get(key) is not installed:
+                continue
+            if formula is None:
+                FORMULAS.pop(key, None)
+            else:
+                FORMULAS[key] = formula
+            if handle is None:
+                FVCORE_HANDLES.pop(key, None)
+            else:
+                FVCORE_HANDLES[key] = handle
+            if not user:
+                _USER_REGISTERED.discard(key)
+
+    return restore
 
 
 def _base_name(op: str) -> str:

@@ -34,7 +34,7 @@ def hardware_columns(settings: Settings) -> list[tuple[str, Device, str]]:
 
     columns: list[tuple[str, Device, str]] = []
     for spec in settings.hardware:
-        device, dtype = parse_hardware_spec(spec)
+        device, dtype = parse_hardware_spec(spec, settings.devices)
         columns.append((f"{device.name} {dtype} >=", device, dtype))
     return columns
 
