@@ -212,7 +212,9 @@ def _read_options(
     return name, tolerance, on_exceed
 
 
-def _read_device(time: Quantity | None, device: object, where: str) -> str | None:
+def _read_device(
+    time: Quantity | None, device: object, where: str, devices: Mapping[str, Any] | None = None
+) -> str | None:
     """A time budget needs the device it is priced on, and a device needs a time budget.
 
     The device is read here, where its place is known: an unknown device, a dtype the device
@@ -238,7 +240,7 @@ def _read_device(time: Quantity | None, device: object, where: str) -> str | Non
     from .timing import check_device
 
     try:
-        check_device(device)
+        check_device(device, devices)
     except HardwareError as error:
         raise BudgetError(f"{where}: device: {error}") from None
     return device.strip()
@@ -258,7 +260,10 @@ def count_options_from_marker(kwargs: Mapping[str, Any], where: str) -> dict[str
 
 
 def budget_from_marker(
-    args: tuple[Any, ...], kwargs: Mapping[str, Any], where: str
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    where: str,
+    devices: Mapping[str, Any] | None = None,
 ) -> Budget | None:
     """``@pytest.mark.flop_budget(gflops=4.1, mparams=25.6, name="ResNet", tolerance=0.02)``.
 
@@ -281,7 +286,7 @@ def budget_from_marker(
     )
     memory, time = options.pop("_memory"), options.pop("_time")
     name, tolerance, on_exceed = _read_options(options, where)
-    device = _read_device(time, options.get("device"), where)
+    device = _read_device(time, options.get("device"), where, devices)
     count_options_from_marker(kwargs, where)
     if compute is None and params is None and active is None and memory is None and time is None:
         if name is not None or tolerance is not None or on_exceed is not None:
@@ -301,7 +306,14 @@ def budget_from_marker(
     )
 
 
-def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -> Budget:
+def budget_from_entry(
+    key: str,
+    value: object,
+    where: str,
+    *,
+    is_nodeid: bool,
+    devices: Mapping[str, Any] | None = None,
+) -> Budget:
     """A ``[tool.flopbudget.budgets]`` entry: a string (``"4.1 GFLOPs"``) or a table of units."""
     if isinstance(value, str):
         try:
@@ -327,7 +339,7 @@ def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -
             f"{where}: a time budget needs the device it is computed on, which a string cannot "
             f'carry; write a table: {{ {time.unit.key} = {time.value:g}, device = "A100:fp16" }}'
         )
-    device = _read_device(time, options.get("device"), where)
+    device = _read_device(time, options.get("device"), where, devices)
     name = None if is_nodeid else key
     return Budget(
         compute,

@@ -7,11 +7,11 @@ budget cannot meet it on that device, whatever its kernels; a model under it may
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..counting.count import Count, OpCost
-from .hardware import HardwareError, format_seconds, parse_hardware_spec, roofline
+from .hardware import Device, HardwareError, format_seconds, parse_hardware_spec, roofline
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,11 @@ class Timing:
         return f"{format_seconds(self.seconds)} on {self.device}, {self.bound}-bound (lower bound)"
 
 
-def check_device(spec: str) -> None:
-    """The device parses, has a peak in its dtype and a memory bandwidth: a roofline applies."""
-    device, _ = parse_hardware_spec(spec.strip())
+def check_device(spec: str, devices: Mapping[str, Device] | None = None) -> None:
+    """The device parses, has a peak in its dtype and a memory bandwidth: a roofline applies.
+
+    ``devices``: those plugins contributed (``pytest_flopbudget_hardware``)."""
+    device, _ = parse_hardware_spec(spec.strip(), devices)
     device.memory_bandwidth()  # a device without a bandwidth cannot price bytes
 
 
@@ -44,9 +46,11 @@ def _missing_ops(count: Count) -> bool:
     return not count.op_costs and bool(count.macs or count.bytes_moved)
 
 
-def lower_bound(op_costs: Sequence[OpCost], spec: str) -> Timing:
+def lower_bound(
+    op_costs: Sequence[OpCost], spec: str, devices: Mapping[str, Device] | None = None
+) -> Timing:
     """The roofline of ``op_costs`` on the device ``spec`` names."""
-    device, dtype = parse_hardware_spec(spec)
+    device, dtype = parse_hardware_spec(spec, devices)
     result = roofline(tuple(op_costs), device, dtype)
     bound = str(result.bound)
     if bound not in ("compute", "memory"):

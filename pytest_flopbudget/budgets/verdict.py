@@ -429,7 +429,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
     timing = None
     limit_seconds: float | None = None
     if budget.time is not None:
-        timing, problem, error = _check_time(subject, budget, tolerance)
+        timing, problem, error = _check_time(subject, budget, tolerance, settings)
         limit_seconds = budget.time.base_value
         labels.append(
             format_budget_value(limit_seconds, "time", budget.time.unit.prefix, exact=True)
@@ -484,7 +484,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
 
 
 def _check_time(
-    subject: _Subject, budget: Budget, tolerance: float
+    subject: _Subject, budget: Budget, tolerance: float, settings: Settings
 ) -> tuple[Any, str | None, str | None]:
     """(timing, excess message, error message) of a time budget."""
     from .hardware import HardwareError
@@ -501,7 +501,7 @@ def _check_time(
             "so no lower bound can be computed; a time budget is never passed unchecked",
         )
     try:
-        timing = lower_bound(subject.op_costs, budget.device)
+        timing = lower_bound(subject.op_costs, budget.device, settings.devices)
     except HardwareError as error:
         return None, None, f"{budget.origin}: time budget on {budget.device}: {error}"
     limit = budget.time.base_value
