@@ -399,6 +399,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
                     tolerance,
                 )
             )
+    compute_over = bool(problems)  # the FLOPs by module say where, for these only
     errors: list[str] = []
     limit_memory: float | None = None
     if budget.memory is not None:
@@ -444,7 +445,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
     status = OVER if problems else OK
     message = ""
     if problems:
-        message = "\n".join([*problems, *_details(subject)])
+        message = "\n".join([*problems, *_details(subject, flops_modules=compute_over)])
     if errors:
         status = ERROR
         message = "\n".join(errors)
@@ -556,9 +557,9 @@ def _over(
     return f"{name}: {got} exceeds budget {allowed} ({shown}{slack})"
 
 
-def _details(subject: _Subject) -> list[str]:
+def _details(subject: _Subject, *, flops_modules: bool = True) -> list[str]:
     lines: list[str] = []
-    ranked = top_modules(subject.by_module)
+    ranked = top_modules(subject.by_module) if flops_modules else []
     if ranked:
         lines.append("top modules by FLOPs:")
         width = max(len(path) for path, _ in ranked)
