@@ -400,3 +400,20 @@ def test_bad_memory_budgets_in_pyproject_are_usage_errors_naming_the_key(
     result = project.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert f"pyproject.toml: {message}" in result.stderr.str()
+
+
+def test_the_html_report_shows_the_peak_and_the_time(project: pytest.Pytester) -> None:
+    import re
+
+    marker = '@pytest.mark.flop_budget(mib=5, us=3, device="A100:fp16")'
+    project.makepyfile(test_ffn=TEST_FFN.format(marker=marker))
+    project.runpytest("--flop-budget-html=report.html").assert_outcomes(passed=1)
+    page = (project.path / "report.html").read_text(encoding="utf-8")
+    match = re.search(r'id="flopbudget-data">(.*?)</script>', page, re.S)
+    assert match is not None
+    (model,) = json.loads(match.group(1))["models"]
+    assert model["peak_memory"] == PEAK
+    assert model["cells"]["memory"] == "4.04 MiB"
+    # 4,259,872 bytes moved at 1,555 GB/s (see test_time_budgets.py)
+    assert model["cells"]["time"] == "2.74 us, memory-bound"
+    assert model["cells"]["budget"] == "5.00 MiB, 3.00 us on A100:fp16"

@@ -210,3 +210,32 @@ def test_an_unknown_device_in_pyproject_is_a_usage_error_naming_the_key(
         "pyproject.toml: [tool.flopbudget.budgets] 'FFN': device: hardware spec 'Z80': "
         "unknown device 'Z80'" in result.stderr.str()
     )
+
+
+TOY_TPU = """
+def pytest_flopbudget_hardware(config):
+    return {"Toy_TPU": {"peaks": {"fp32": 1e12, "bf16": 4e12}, "bandwidth": 1e11,
+                        "source": "https://example.com/toy-tpu"}}
+"""
+
+
+def test_a_time_budget_may_name_a_device_a_plugin_contributed(project: pytest.Pytester) -> None:
+    project.makeconftest(TOY_TPU)
+    marker = '@pytest.mark.flop_budget(us=40, device="Toy_TPU:bf16")'
+    project.makepyfile(test_ffn=TEST_FFN.format(marker=marker))
+    project.makefile(
+        ".toml",
+        pyproject='[tool.flopbudget.budgets]\nFFN = { us = 43, device = "Toy_TPU:bf16" }\n',
+    )
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    # 4,259,872 bytes at 1e11 bytes/s = 42.6 us; 42.59872 / 40 = +6.5%
+    assert f"{FFN_BYTES / 1e11 * 1e6:.1f}" == "42.6"
+    result.stdout.fnmatch_lines(
+        [
+            "*FFN: 42.6 us on Toy_TPU:bf16, memory-bound (lower bound) exceeds budget 40.00 us "
+            "(+6.5%)"
+        ]
+    )
+    project.makepyfile(test_ffn=TEST_FFN.format(marker=""))  # the pyproject entry applies
+    project.runpytest().assert_outcomes(passed=1)
