@@ -157,6 +157,17 @@ def test_a_memory_budget_on_a_count_without_peak_memory_is_an_error_not_a_pass()
     )
 
 
+def test_a_missing_peak_is_not_hidden_by_unknown_ops_nor_hides_a_compute_excess() -> None:
+    budget = budget_from_marker((), {"mflops": 1, "gib": 16}, "here")
+    assert budget is not None
+    count = _ffn_count(peak_memory=None, unknown_ops={"mylib::op": 1})
+    (verdict,) = judge("t.py::test_x", [count], [budget], Settings(), unknown_ops="fail")
+    assert verdict.status == ERROR
+    lines = verdict.message.splitlines()
+    assert lines[0].startswith("here: memory budget 16.00 GiB for 'FFN', but its count has no")
+    assert lines[1] == "FFN: 1.05 MFLOPs exceeds budget 1.00 MFLOPs (+5.5%)"
+
+
 def test_a_budget_combining_compute_memory_checks_and_shows_each() -> None:
     budget = budget_from_marker((), {"mflops": 2, "mib": 4}, "here")
     assert budget is not None

@@ -274,7 +274,7 @@ def _ops_note(verdict: Verdict, settings: Settings) -> Verdict:
 
 
 def _fail_on_unknown_ops(verdict: Verdict, settings: Settings) -> Verdict:
-    if not verdict.unknown_ops or verdict.status == OVER:
+    if not verdict.unknown_ops or verdict.status in (OVER, ERROR):
         return verdict
     listed = ", ".join(f"{op} x{times}" for op, times in sorted(verdict.unknown_ops.items()))
     message = (
@@ -446,9 +446,9 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
     message = ""
     if problems:
         message = "\n".join([*problems, *_details(subject, flops_modules=compute_over)])
-    if errors:
+    if errors:  # never hidden by the rest of the budget passing, nor hiding its excess
         status = ERROR
-        message = "\n".join(errors)
+        message = "\n".join([*errors, *([message] if message else [])])
     return Verdict(
         nodeid=nodeid,
         name=subject.name,
