@@ -592,7 +592,7 @@ class TestHooks:
         for marker in item.iter_markers(name=MARKER_NAME):  # closest first
             where = f"{item.nodeid}: @pytest.mark.{MARKER_NAME}"
             try:
-                budget = budget_from_marker(marker.args, marker.kwargs, where)
+                budget = budget_from_marker(marker.args, marker.kwargs, where, settings.devices)
                 marker_options = count_options_from_marker(marker.kwargs, where)
             except BudgetError as error:
                 problem = str(error)

@@ -54,6 +54,12 @@ def _params(hidden: int) -> int:
     return (8 * hidden + hidden) + (hidden * 16 + 16) + (16 * 4 + 4)
 
 
+def _peak_memory(hidden: int) -> int:
+    # fp32 parameters, and at the peak (encoder.1 running) the input (2 x 8 floats), encoder.0's
+    # output (2 x hidden) and encoder.1's (2 x 16)
+    return 4 * _params(hidden) + 4 * (2 * 8 + 2 * hidden + 2 * 16)
+
+
 def test_the_whole_life_cycle(pytester: pytest.Pytester, plugin_args: tuple[str, ...]) -> None:
     pytester.makefile(".toml", pyproject=PYPROJECT)
     pytester.makepyfile(test_net=_model_test(32))
@@ -78,6 +84,7 @@ def test_the_whole_life_cycle(pytester: pytest.Pytester, plugin_args: tuple[str,
                     "macs": macs[""],
                     "params": _params(32),
                     "by_module_macs": {k: v for k, v in macs.items() if k},
+                    "peak_memory": _peak_memory(32),
                 }
             }
         },

@@ -31,18 +31,31 @@ def test_the_markdown_summary_is_written_to_a_file(project: pytest.Pytester) -> 
         "Convention: 1 FLOP = 1 MAC (fvcore's convention; flops_per_mac = 1); "
         'ops = "fvcore" (convolutions, matrix products, attention, norms, pooling, resampling).',
         "",
-        "| test | name | FLOPs | MACs | params | budget | used | status |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| test | name | FLOPs | MACs | params | memory | budget | used | status |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+    # peak memory: 1,056,770 fp32 parameters + the input and two 1024-float activations
+    assert f"{(FFN_PARAMS * 4 + 16 + 2 * 4096) / 2**20:.2f}" == "4.04"
     assert (
-        "| `test_models.py::test_ffn` | FFN | 1.05 MFLOPs | 1.05 MMACs | 1.06M params | 1.10 MMACs | 95.9% | ok |"
-        in text
+        "| `test_models.py::test_ffn` | FFN | 1.05 MFLOPs | 1.05 MMACs | 1.06M params | 4.04 MiB "
+        "| 1.10 MMACs | 95.9% | ok |" in text
     )
     used = f"{CONV_MACS / 10_000:.1%}"  # 13,824 of 10,000 MACs
     assert (
-        f"| 13.8 KFLOPs | 13.8 KMACs | 224 params | 10.00 KMACs | {used} | **over** (warn) |"
-        in text
+        f"| 13.8 KFLOPs | 13.8 KMACs | 224 params | {_conv_peak()} | 10.00 KMACs | {used} "
+        "| **over** (warn) |" in text
     )
+
+
+def _conv_peak() -> str:
+    """TinyConv's peak as the counter estimates it (its workspace is the counter's to test)."""
+    import torch
+
+    from pytest_flopbudget.budgets.resources import format_bytes
+    from pytest_flopbudget.counting.counter import count_model
+
+    conv = torch.nn.Conv2d(3, 8, kernel_size=3, padding=1)
+    return format_bytes(count_model(conv, torch.randn(1, 3, 8, 8)).peak_memory)
 
 
 def test_the_markdown_summary_is_appended_to_the_github_step_summary(
@@ -69,6 +82,7 @@ def test_each_count_is_a_junit_property(project: pytest.Pytester) -> None:
         "flopbudget[FFN].macs": str(FFN_MACS),
         "flopbudget[FFN].params": str(FFN_PARAMS),
         "flopbudget[FFN].budget_flops": "1100000",
+        "flopbudget[FFN].peak_memory": str(FFN_PARAMS * 4 + 16 + 2 * 4096),
         "flopbudget[FFN].status": "ok",
     }
     conv = {p.get("name"): p.get("value") for p in cases["test_conv"].iter("property")}

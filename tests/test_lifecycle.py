@@ -7,6 +7,8 @@ import json
 import pytest
 
 # Linear(4, 4) on one row: 16 MACs, 20 params; Linear(4, 8): 32 MACs, 40 params.
+# Peak memory, fp32: the parameters, the input (4 floats) and the output:
+# 20 x 4 + 16 + 16 = 112 bytes; 40 x 4 + 16 + 32 = 208 bytes.
 PYPROJECT = """\
 [tool.pytest.ini_options]
 pythonpath = ["."]
@@ -40,10 +42,10 @@ BASELINE = (
         {
             "tests": {
                 "tests/sub/test_b.py::test_two": {
-                    "Two": {"by_module_macs": {}, "macs": 32, "params": 40}
+                    "Two": {"by_module_macs": {}, "macs": 32, "params": 40, "peak_memory": 208}
                 },
                 "tests/test_a.py::test_one": {
-                    "One": {"by_module_macs": {}, "macs": 16, "params": 20}
+                    "One": {"by_module_macs": {}, "macs": 16, "params": 20, "peak_memory": 112}
                 },
             },
             "unit": "MACs",
@@ -297,12 +299,13 @@ def test_update_failed_takes_the_numbers_of_failed_tests_too(
     (suite.path / "tests" / "sub" / "test_b.py").write_text(GROWN)
     result = suite.runpytest(*plugin_args, "--flop-budget-update", "--flop-budget-update-failed")
     result.assert_outcomes(passed=1, failed=1)
-    # Linear(4, 64): 256 MACs, 320 params
+    # Linear(4, 64): 256 MACs, 320 params; peak 320 x 4 + 16 + 64 x 4 = 1,552 bytes
     assert '"Two" = "256 FLOPs"' in _files(suite)[0]
     assert _baseline(suite)["tests/sub/test_b.py::test_two"]["Two"] == {
         "by_module_macs": {},
         "macs": 256,
         "params": 320,
+        "peak_memory": 1552,
     }
 
 

@@ -269,7 +269,7 @@ def test_counted_another_name(flops):
         ("gflops=-1", "gflops must be a positive number, got -1"),
         ("gflops=0", "gflops must be a positive number, got 0"),
         ("gflops='lots'", "gflops must be a number, got 'lots'"),
-        ("'4.1 GB'", "cannot read '4.1 GB'"),
+        ("'4.1 gigs'", "cannot read '4.1 gigs'"),
         ("", "no budget given"),
         ("4.1", "positional arguments are not accepted"),
         ("gflops=1, tolerance=-0.1", "tolerance must not be negative"),

@@ -228,8 +228,8 @@ def test_a_pyproject_budget_for_a_test_that_counts_nothing_is_an_error(
         ("[tool.flopbudget]\nbudget = {}\n", "unknown key 'budget'"),
         ("[tool.flopbudget]\nbudgets = 3\n", "budgets: must be a table, got int"),
         (
-            '[tool.flopbudget.budgets]\nFFN = "4.1 GB"\n',
-            "[tool.flopbudget.budgets] 'FFN': cannot read '4.1 GB'",
+            '[tool.flopbudget.budgets]\nFFN = "4.1 gigs"\n',
+            "[tool.flopbudget.budgets] 'FFN': cannot read '4.1 gigs'",
         ),
         (
             "[tool.flopbudget.budgets]\nFFN = 4.1\n",

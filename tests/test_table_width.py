@@ -88,6 +88,7 @@ def test_wide_terminals_get_the_full_table(
             "FLOPs",
             "MACs",
             "params",
+            "memory",
             "budget",
             "used",
             "tolerance",

@@ -27,3 +27,11 @@ def test_cnn_budget_in_the_marker(flops):
 def test_transformer_block(flops):
     # budget: "TransformerBlock" in pyproject.toml, in warn mode (see there)
     flops(TransformerBlock().eval(), torch.randn(1, 128, 256))
+
+
+def test_ffn_training_step_fits_in_memory(flops):
+    # budget: "FFN:train" in pyproject.toml, on the peak memory of one training step with Adam:
+    # weights, gradients and Adam's two moments are 4 x 1,056,770 x 4 bytes = 16.1 MiB; the
+    # activations and the optimizer step's temporaries bring the peak to 24.1 MiB
+    result = flops(FFN(), torch.randn(1, 4), name="FFN:train", mode="train", optimizer="adam")
+    assert result.param_bytes == 1_056_770 * 4

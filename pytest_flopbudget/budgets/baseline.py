@@ -35,6 +35,7 @@ class BaselineEntry:
     params: int
     by_module_macs: Mapping[str, int] = field(default_factory=dict)
     ops: str = DEFAULT_OPS
+    peak_memory: int | None = None  # bytes; absent in entries counted without it
     active_params: int | None = None
     """What one token's forward uses (mixture of experts); None: all of ``params``."""
 
@@ -52,6 +53,8 @@ class BaselineEntry:
             data["ops"] = self.ops
         if self.active_params is not None and self.active_params != self.params:
             data["active_params"] = self.active_params
+        if self.peak_memory is not None:
+            data["peak_memory"] = self.peak_memory
         return data
 
 
@@ -139,6 +142,11 @@ def load(path: Path) -> Baseline:
                         _int(entry.get("params"), f"{where}.params"),
                     )
                 ),
+                peak_memory=(
+                    _int(entry["peak_memory"], f"{where}.peak_memory")
+                    if entry.get("peak_memory") is not None
+                    else None
+                ),
             )
     return Baseline(path, entries, environment=environment_info.read(data.get("environment")))
 
@@ -194,5 +202,6 @@ def measured_entries(
             },
             ops=verdict.ops,
             active_params=_fewer(verdict.active_params, verdict.params),
+            peak_memory=getattr(verdict, "peak_memory", None),
         )
     return entries

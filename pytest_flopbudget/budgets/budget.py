@@ -16,7 +16,9 @@ from .units import (
     ACTIVE_PARAM_UNITS,
     COMPUTE_UNITS,
     MAX_TOLERANCE,
+    MEMORY_UNITS,
     PARAM_UNITS,
+    TIME_UNITS,
     Quantity,
     UnitError,
     as_number,
@@ -26,7 +28,7 @@ from .units import (
 )
 
 MARKER_NAME = "flop_budget"
-ENTRY_OPTION_KEYS = ("tolerance", "on_exceed")
+ENTRY_OPTION_KEYS = ("tolerance", "on_exceed", "device")
 ON_EXCEED_CHOICES = ("fail", "warn")
 COUNT_OPTION_CHOICES: dict[str, tuple[str, ...]] = {
     "backend": ("fvcore", "torch"),
@@ -37,7 +39,14 @@ COUNT_OPTION_CHOICES: dict[str, tuple[str, ...]] = {
 }
 COUNT_FLAG_OPTIONS = ("abstract",)
 """Counting options that are true or false (``abstract=True``: real models through fakes)."""
-OPTION_KEYS = ("name", "tolerance", "on_exceed", *COUNT_OPTION_CHOICES, *COUNT_FLAG_OPTIONS)
+OPTION_KEYS = (
+    "name",
+    "tolerance",
+    "on_exceed",
+    "device",
+    *COUNT_OPTION_CHOICES,
+    *COUNT_FLAG_OPTIONS,
+)
 
 
 class BudgetError(ValueError):
@@ -58,6 +67,12 @@ class Budget:
     pyproject_file: str | None = None  # the pyproject.toml holding the entry (monorepos)
     active_params: Quantity | None = None
     """A limit on the parameters one token's forward uses (mixture-of-experts models)."""
+    memory: Quantity | None = None
+    """A limit on the peak memory of the counted pass (``gib=16``, ``"512 MiB"``)."""
+    time: Quantity | None = None
+    """A limit on the roofline lower bound on ``device`` (``ms=2.0``)."""
+    device: str | None = None
+    """The device spec a time budget is priced on (``"A100:fp16"``), checked when read."""
 
     @property
     def source(self) -> str:
@@ -105,18 +120,32 @@ def _from_arguments(
     allowed_options: Iterable[str],
     extra: Iterable[Quantity] = (),
 ) -> tuple[Quantity | None, Quantity | None, Quantity | None, dict[str, Any]]:
-    kinds: dict[str, list[Quantity]] = {"compute": [], "params": [], "active_params": []}
+    kinds: dict[str, list[Quantity]] = {
+        "compute": [],
+        "params": [],
+        "active_params": [],
+        "memory": [],
+        "time": [],
+    }
     options: dict[str, Any] = {}
     allowed = set(allowed_options)
 
     def family(quantity: Quantity) -> list[Quantity]:
         kind = quantity.unit.kind
-        return kinds[kind] if kind in ("params", "active_params") else kinds["compute"]
+        if kind in ("params", "active_params", "memory", "time"):
+            return kinds[kind]
+        return kinds["compute"]
 
     for quantity in extra:
         family(quantity).append(quantity)
     for key, value in arguments.items():
-        unit = COMPUTE_UNITS.get(key) or PARAM_UNITS.get(key) or ACTIVE_PARAM_UNITS.get(key)
+        unit = (
+            COMPUTE_UNITS.get(key)
+            or PARAM_UNITS.get(key)
+            or ACTIVE_PARAM_UNITS.get(key)
+            or MEMORY_UNITS.get(key)
+            or TIME_UNITS.get(key)
+        )
         if unit is not None:
             try:
                 quantity = check_quantity(value, unit, f"{key}")
@@ -126,7 +155,16 @@ def _from_arguments(
         elif key in allowed:
             options[key] = value
         else:
-            known = ", ".join([*COMPUTE_UNITS, *PARAM_UNITS, *ACTIVE_PARAM_UNITS, *sorted(allowed)])
+            known = ", ".join(
+                [
+                    *COMPUTE_UNITS,
+                    *PARAM_UNITS,
+                    *ACTIVE_PARAM_UNITS,
+                    *MEMORY_UNITS,
+                    *TIME_UNITS,
+                    *sorted(allowed),
+                ]
+            )
             raise BudgetError(f"{where}: unknown argument {key!r} (known: {known})")
     compute, params, active = kinds["compute"], kinds["params"], kinds["active_params"]
     if len(compute) > 1:
@@ -139,11 +177,26 @@ def _from_arguments(
             f"{where}: give at most one of active_params / mactive_params / gactive_params"
         )
     counting = set(COUNT_OPTION_CHOICES) | set(COUNT_FLAG_OPTIONS)
-    if not compute and not params and not active and not (set(options) & counting):
+    for family_name, keys in (("memory", MEMORY_UNITS), ("time", TIME_UNITS)):
+        if len(kinds[family_name]) > 1:
+            given = ", ".join(q.unit.key for q in kinds[family_name])
+            raise BudgetError(
+                f"{where}: give at most one {family_name} unit ({' / '.join(keys)}), got {given}"
+            )
+    resources = kinds["memory"] + kinds["time"]
+    if (
+        not compute
+        and not params
+        and not active
+        and not resources
+        and not (set(options) & counting)
+    ):
         raise BudgetError(
             f"{where}: no budget given; add one compute unit (e.g. gflops=4.1 or gmacs=2) "
-            "and/or params / mparams / gactive_params"
+            "and/or params / mparams / gactive_params / gib / ms"
         )
+    options["_memory"] = kinds["memory"][0] if kinds["memory"] else None
+    options["_time"] = kinds["time"][0] if kinds["time"] else None
     return (
         (compute[0] if compute else None),
         (params[0] if params else None),
@@ -169,6 +222,40 @@ def _read_options(
     return name, tolerance, on_exceed
 
 
+def _read_device(
+    time: Quantity | None, device: object, where: str, devices: Mapping[str, Any] | None = None
+) -> str | None:
+    """A time budget needs the device it is priced on, and a device needs a time budget.
+
+    The device is read here, where its place is known: an unknown device, a dtype the device
+    has no peak for, or a device without a memory bandwidth (no roofline) is an error now,
+    not a budget that can never be checked.
+    """
+    if device is None:
+        if time is not None:
+            raise BudgetError(
+                f"{where}: {time.unit.key}= needs the device its lower bound is computed on, "
+                'e.g. device="A100:fp16"'
+            )
+        return None
+    if time is None:
+        raise BudgetError(
+            f"{where}: device={shown(device)} needs a time budget (ms=, us= or s=) to apply to"
+        )
+    if not isinstance(device, str) or not device.strip():
+        raise BudgetError(
+            f'{where}: device must be a device spec such as "A100:fp16", got {shown(device)}'
+        )
+    from .hardware import HardwareError
+    from .timing import check_device
+
+    try:
+        check_device(device, devices)
+    except HardwareError as error:
+        raise BudgetError(f"{where}: device: {error}") from None
+    return device.strip()
+
+
 def count_options_from_marker(kwargs: Mapping[str, Any], where: str) -> dict[str, str | bool]:
     """``backend=``, ``unknown_ops=``, ``mode=``, ``ops=`` and ``abstract=``: how the test's
     models are counted."""
@@ -190,7 +277,10 @@ def count_options_from_marker(kwargs: Mapping[str, Any], where: str) -> dict[str
 
 
 def budget_from_marker(
-    args: tuple[Any, ...], kwargs: Mapping[str, Any], where: str
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    where: str,
+    devices: Mapping[str, Any] | None = None,
 ) -> Budget | None:
     """``@pytest.mark.flop_budget(gflops=4.1, mparams=25.6, name="ResNet", tolerance=0.02)``.
 
@@ -211,18 +301,36 @@ def budget_from_marker(
     compute, params, active, options = _from_arguments(
         kwargs, where, allowed_options=OPTION_KEYS, extra=extra
     )
+    memory, time = options.pop("_memory"), options.pop("_time")
     name, tolerance, on_exceed = _read_options(options, where)
+    device = _read_device(time, options.get("device"), where, devices)
     count_options_from_marker(kwargs, where)
-    if compute is None and params is None and active is None:
+    if compute is None and params is None and active is None and memory is None and time is None:
         if name is not None or tolerance is not None or on_exceed is not None:
             raise BudgetError(f"{where}: name, tolerance and on_exceed need a budget unit too")
         return None
     return Budget(
-        compute, params, tolerance, name, origin=where, on_exceed=on_exceed, active_params=active
+        compute,
+        params,
+        tolerance,
+        name,
+        origin=where,
+        on_exceed=on_exceed,
+        active_params=active,
+        memory=memory,
+        time=time,
+        device=device,
     )
 
 
-def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -> Budget:
+def budget_from_entry(
+    key: str,
+    value: object,
+    where: str,
+    *,
+    is_nodeid: bool,
+    devices: Mapping[str, Any] | None = None,
+) -> Budget:
     """A ``[tool.flopbudget.budgets]`` entry: a string (``"4.1 GFLOPs"``) or a table of units."""
     if isinstance(value, str):
         try:
@@ -241,7 +349,14 @@ def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -
             f'{where}: expected a string such as "4.1 GFLOPs" or a table such as '
             f"{{ gflops = 4.1, mparams = 25.6 }}, got {type(value).__name__} {shown(value)}"
         )
+    memory, time = options.pop("_memory"), options.pop("_time")
     _, tolerance, on_exceed = _read_options(options, where)
+    if time is not None and isinstance(value, str):
+        raise BudgetError(
+            f"{where}: a time budget needs the device it is computed on, which a string cannot "
+            f'carry; write a table: {{ {time.unit.key} = {time.value:g}, device = "A100:fp16" }}'
+        )
+    device = _read_device(time, options.get("device"), where, devices)
     name = None if is_nodeid else key
     return Budget(
         compute,
@@ -252,6 +367,9 @@ def budget_from_entry(key: str, value: object, where: str, *, is_nodeid: bool) -
         pyproject_key=key,
         on_exceed=on_exceed,
         active_params=active,
+        memory=memory,
+        time=time,
+        device=device,
     )
 
 

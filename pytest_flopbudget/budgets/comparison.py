@@ -38,6 +38,7 @@ class Model:
     params: int
     module_macs: dict[str, float] = field(hash=False)
     ops: str = "fvcore"
+    peak_memory: int | None = None  # bytes; None in rows counted without it
     active_params: int | None = None
     """Parameters one token's forward uses (mixture of experts); None: the same as params."""
 
@@ -77,6 +78,8 @@ class ModelChange:
     more_modules: int = 0  # deepest changed modules left out of ``modules`` by ``top``
     old_active_params: int | None = None
     new_active_params: int | None = None
+    old_peak_memory: int | None = None
+    new_peak_memory: int | None = None
 
     @property
     def regressed(self) -> bool:
@@ -97,6 +100,14 @@ class ModelChange:
     @property
     def params_relative(self) -> float | None:
         return _relative(self.old_params, self.new_params)
+
+    @property
+    def peak_memory_delta(self) -> int | None:
+        return _delta(self.old_peak_memory, self.new_peak_memory)
+
+    @property
+    def peak_memory_relative(self) -> float | None:
+        return _relative(self.old_peak_memory, self.new_peak_memory)
 
 
 @dataclass(frozen=True)
@@ -140,8 +151,9 @@ def _relative(old: int | None, new: int | None) -> float | None:
 def compare(old: Report, new: Report, tolerance: float = 0.0, top: int = DEFAULT_TOP) -> Comparison:
     """Match models by (node id, name) and say how each changed, in MACs.
 
-    A model regresses when its MACs, its params or its active params (what one token uses,
-    fewer than params for a mixture of experts) grow by more than ``tolerance`` (relative:
+    A model regresses when its MACs, its params, its active params (what one token uses,
+    fewer than params for a mixture of experts) or its peak memory (when both reports
+    measured it) grow by more than ``tolerance`` (relative:
     0.02 lets a model grow 2%). Added and removed models are listed but never regress: a
     new model has nothing to grow from.
     """
@@ -196,6 +208,8 @@ def _change(old: Model | None, new: Model | None, tolerance: float, top: int) ->
         more_modules=max(0, len(ranked) - top),
         old_active_params=old.active if old else None,
         new_active_params=new.active if new else None,
+        old_peak_memory=old.peak_memory if old else None,
+        new_peak_memory=new.peak_memory if new else None,
     )
 
 
@@ -206,7 +220,9 @@ def _status(
         return "added"
     if new is None:
         return "removed"
-    pairs = ((old.macs, new.macs), (old.params, new.params), (old.active, new.active))
+    pairs = [(old.macs, new.macs), (old.params, new.params), (old.active, new.active)]
+    if old.peak_memory is not None and new.peak_memory is not None:
+        pairs.append((old.peak_memory, new.peak_memory))
     return growth.status(pairs, tolerance, modules_changed=modules_changed)
 
 

@@ -193,7 +193,10 @@ def _fraction(
 
 
 def _budgets(
-    path: Path | None, budgets: object, place: str
+    path: Path | None,
+    budgets: object,
+    place: str,
+    devices: Mapping[str, Device] | None = None,
 ) -> tuple[dict[str, Budget], dict[str, Budget]]:
     if not isinstance(budgets, Mapping):
         raise ConfigError(f"{place} budgets: must be a table, got {type(budgets).__name__}")
@@ -203,7 +206,7 @@ def _budgets(
         where = f"{path}: [{SECTION}.budgets] {key!r}"
         is_nodeid = looks_like_nodeid(key)
         try:
-            budget = budget_from_entry(key, value, where, is_nodeid=is_nodeid)
+            budget = budget_from_entry(key, value, where, is_nodeid=is_nodeid, devices=devices)
         except BudgetError as error:
             raise ConfigError(str(error)) from None
         (by_nodeid if is_nodeid else by_name)[key] = budget
@@ -277,7 +280,7 @@ def settings_from_pyproject(
     if not isinstance(abstract, bool):
         raise ConfigError(f"{place} abstract: must be true or false, got {shown(abstract)}")
 
-    by_nodeid, by_name = _budgets(path, section.get("budgets", {}), place)
+    by_nodeid, by_name = _budgets(path, section.get("budgets", {}), place, devices)
     mode = _choice(section, "mode", MODE_CHOICES, "inference", place)
     return Settings(
         flops_per_mac=int(flops_per_mac),

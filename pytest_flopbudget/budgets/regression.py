@@ -13,6 +13,7 @@ from .baseline import Baseline
 from .config import Settings
 from .environment import toolchain_note
 from .growth import grew_beyond, module_changes
+from .resources import format_bytes
 from .units import Kind, format_quantity
 from .verdict import NO_BUDGET, OK, OVER, REGRESSION, Verdict
 
@@ -54,18 +55,37 @@ def against_baseline(
         or grew_beyond(entry.params, verdict.params, tolerance)
         or grew_beyond(entry.active, active, tolerance)
     )
+    memory_grew = (
+        entry.peak_memory is not None
+        and verdict.peak_memory is not None
+        and grew_beyond(entry.peak_memory, verdict.peak_memory, tolerance)
+    )
     status, message = verdict.status, verdict.message
     toolchain = None
-    if (verdict.macs, verdict.params, active) != (entry.macs, entry.params, entry.active):
+    memory_changed = (
+        entry.peak_memory is not None
+        and verdict.peak_memory is not None
+        and verdict.peak_memory != entry.peak_memory
+    )
+    if (verdict.macs, verdict.params, active) != (
+        entry.macs,
+        entry.params,
+        entry.active,
+    ) or memory_changed:
         toolchain = toolchain_note(baseline.environment, environment or {})
-        if toolchain is not None and not grew:
+        if toolchain is not None and not (grew or memory_grew):
             notes.append(f"changed since the baseline: {toolchain}")
-    if grew:
-        lines = [_growth(verdict.name, verdict.macs, entry.macs, "macs")]
-        if verdict.params != entry.params:
-            lines.append(_growth(verdict.name, verdict.params, entry.params, "params"))
-        if active != entry.active:
-            lines.append(_growth(verdict.name, active, entry.active, "params", "active "))
+    if grew or memory_grew:
+        lines = []
+        if grew:
+            lines.append(_growth(verdict.name, verdict.macs, entry.macs, "macs"))
+            if verdict.params != entry.params:
+                lines.append(_growth(verdict.name, verdict.params, entry.params, "params"))
+            if active != entry.active:
+                lines.append(_growth(verdict.name, active, entry.active, "params", "active "))
+        if memory_changed:
+            assert verdict.peak_memory is not None and entry.peak_memory is not None
+            lines.append(_memory_growth(verdict.name, verdict.peak_memory, entry.peak_memory))
         if toolchain is not None:
             lines.append(toolchain)
         lines += _module_lines(changes)
@@ -80,6 +100,7 @@ def against_baseline(
         message=message,
         baseline_macs=entry.macs,
         baseline_params=entry.params,
+        baseline_peak_memory=entry.peak_memory,
         module_changes=changes,
         notes=tuple(notes),
     )
@@ -100,6 +121,15 @@ def _growth(name: str, now: int, before: int, kind: str, prefix: str = "") -> st
     return (
         f"{name}: {prefix}{format_quantity(now, unit)}, {direction} from "
         f"{format_quantity(before, unit)} in the baseline ({change})"
+    )
+
+
+def _memory_growth(name: str, now: int, before: int) -> str:
+    change = f"{(now / before - 1):+.1%}" if before else "new"
+    return (
+        f"{name}: {format_bytes(now)} peak memory, "
+        f"{'up' if now >= before else 'down'} from {format_bytes(before)} "
+        f"in the baseline ({change})"
     )
 
 

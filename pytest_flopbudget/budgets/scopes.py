@@ -192,7 +192,7 @@ class Scopes:
                     f"{place} {key}: applies to the whole run, so only the pyproject pytest "
                     f"reads its settings from ({self.base.path}) may set it"
                 )
-        read = settings_from_pyproject(path, section)
+        read = settings_from_pyproject(path, section, self.settings.devices)
         if "flops_per_mac" in section and read.flops_per_mac != self.settings.flops_per_mac:
             raise ConfigError(
                 f"{place} flops_per_mac: {read.flops_per_mac} differs from "

@@ -16,7 +16,10 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
-Kind = Literal["flops", "macs", "params", "active_params"]
+from . import resources
+from .resources import MEMORY_KEYS, MEMORY_SCALES, MEMORY_SYMBOLS, TIME_KEYS, TIME_SCALES
+
+Kind = Literal["flops", "macs", "params", "active_params", "memory", "time"]
 
 PREFIXES: dict[str, float] = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 _DISPLAY_PREFIX = {"": "", "k": "K", "m": "M", "g": "G", "t": "T"}
@@ -25,7 +28,10 @@ _KIND_DISPLAY = {
     "macs": "MACs",
     "params": "params",
     "active_params": "active params",
+    "memory": "bytes",
+    "time": "seconds",
 }
+RESOURCE_KINDS = ("memory", "time")  # the unit's symbol is its prefix: "gib", "ms"
 PARAM_KINDS = ("params", "active_params")
 
 # The range every number the plugin reads must lie in, so that arithmetic on it stays finite
@@ -47,15 +53,25 @@ class Unit:
 
     @property
     def scale(self) -> float:
+        if self.kind == "memory":
+            return MEMORY_SCALES[self.prefix]
+        if self.kind == "time":
+            return TIME_SCALES[self.prefix]
         return PREFIXES[self.prefix]
 
     @property
     def key(self) -> str:
-        """The marker / pyproject argument name of this unit (``gflops``, ``mparams``)."""
+        """The marker / pyproject argument name of this unit (``gflops``, ``mparams``, ``gib``)."""
+        if self.kind in RESOURCE_KINDS:
+            return self.prefix
         return f"{self.prefix}{self.kind}"
 
     @property
     def label(self) -> str:
+        if self.kind == "memory":
+            return MEMORY_SYMBOLS[self.prefix]
+        if self.kind == "time":
+            return self.prefix
         if self.kind in PARAM_KINDS:
             return f"{_DISPLAY_PREFIX[self.prefix]} {_KIND_DISPLAY[self.kind]}".strip()
         return f"{_DISPLAY_PREFIX[self.prefix]}{_KIND_DISPLAY[self.kind]}"
@@ -71,11 +87,21 @@ ACTIVE_PARAM_UNITS: dict[str, Unit] = {
     f"{p}active_params": Unit("active_params", p) for p in ("", "m", "g")
 }
 """Parameters one token's forward uses (see :mod:`..counting.active`): ``gactive_params=12.9``."""
+MEMORY_UNITS: dict[str, Unit] = {key: Unit("memory", key) for key in MEMORY_KEYS}
+"""Peak memory of the counted pass: ``gib=16``, ``mib=512`` (binary), ``gb=16`` (decimal)."""
+TIME_UNITS: dict[str, Unit] = {key: Unit("time", key) for key in TIME_KEYS}
+"""Roofline lower bound on a named device: ``ms=2.0, device="A100:fp16"``."""
 ALL_UNITS: dict[str, Unit] = {**COMPUTE_UNITS, **PARAM_UNITS, **ACTIVE_PARAM_UNITS}
+BUDGET_UNITS: dict[str, Unit] = {**ALL_UNITS, **MEMORY_UNITS, **TIME_UNITS}
+"""Every key a marker or an inline table may carry a budget under."""
 
 _QUANTITY = re.compile(
     r"^\s*(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*"
     r"(?P<prefix>[kmgt])?\s*(?P<kind>flops?|macs?|(?:active\s+)?params?)\s*$",
+    re.IGNORECASE,
+)
+_RESOURCE = re.compile(
+    r"^\s*(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*(?P<symbol>[a-zµμ]+)\s*$",
     re.IGNORECASE,
 )
 
@@ -137,6 +163,13 @@ def check_positive(value: object, what: str) -> float:
 def check_quantity(value: object, unit: Unit, what: str) -> Quantity:
     """A budget value in ``unit``: positive, and between one and 1e30 in the unit's base."""
     quantity = Quantity(check_positive(value, what), unit)
+    if unit.kind == "time":
+        seconds = quantity.base_value
+        if not resources.MIN_SECONDS <= seconds <= resources.MAX_SECONDS:
+            raise UnitError(
+                f"{what} must lie between 1 ns and 1e9 s, got {shown(value)} ({seconds:.3g} s)"
+            )
+        return quantity
     base = _KIND_DISPLAY[unit.kind]
     if quantity.base_value > MAX_QUANTITY * (1 + 1e-9):  # 1e21 GFLOPs is 1.0000000000000001e30
         raise UnitError(
@@ -170,10 +203,15 @@ def parse_quantities(text: str) -> list[Quantity]:
     quantities = []
     for part in parts:
         match = _QUANTITY.match(part)
+        resource = _resource_quantity(part) if match is None else None
+        if resource is not None:
+            quantities.append(resource)
+            continue
         if match is None:
             raise UnitError(
                 f"cannot read {shown(part.strip())}: expected a number and a unit, e.g. '4.1 GFLOPs', "
-                "'300 MMACs', '25.6M params' (prefixes K, M, G, T)"
+                "'300 MMACs', '25.6M params' (prefixes K, M, G, T), '16 GiB', '512 MiB' "
+                "(memory; GB is decimal), '2 ms' (time)"
             )
         kind = match["kind"].lower().rstrip("s") + "s"
         if kind.startswith("active"):
@@ -184,6 +222,19 @@ def parse_quantities(text: str) -> list[Quantity]:
         unit = Unit(kind, prefix)  # type: ignore[arg-type]
         quantities.append(check_quantity(float(match["number"]), unit, shown(part.strip())))
     return quantities
+
+
+def _resource_quantity(part: str) -> Quantity | None:
+    """``"16 GiB"``, ``"512 MiB"``, ``"16 GB"`` (decimal), ``"2 ms"``; None for anything else."""
+    match = _RESOURCE.match(part)
+    if match is None:
+        return None
+    memory = resources.memory_symbol(match["symbol"])
+    time = resources.time_symbol(match["symbol"])
+    if memory is None and time is None:
+        return None
+    unit = Unit("memory", memory) if memory is not None else Unit("time", time)  # type: ignore[arg-type]
+    return check_quantity(float(match["number"]), unit, shown(part.strip()))
 
 
 def best_prefix(value: float) -> str:
@@ -212,6 +263,8 @@ def format_budget_value(value: float, kind: Kind, prefix: str, *, exact: bool = 
     ``exact``: a budget is shown with every decimal it has (``1.055 MMACs``, as the update
     writes it), never rounded to a value it is not.
     """
+    if kind in RESOURCE_KINDS:
+        return _format_resource(value, kind, prefix, exact=exact)
     scaled = value / PREFIXES[prefix]
     number = f"{scaled:.2f}" if prefix else f"{scaled:,.0f}"
     if exact and prefix:
@@ -275,3 +328,19 @@ def format_written(count: float, kind: Kind, prefix: str | None = None) -> str:
     if kind in PARAM_KINDS:
         return f"{number}{_DISPLAY_PREFIX[prefix]} {_KIND_DISPLAY[kind]}"
     return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
+
+
+def _format_resource(value: float, kind: Kind, key: str, *, exact: bool) -> str:
+    """``16.00 GiB``, ``4.041 MiB`` (exact), ``2.00 ms``; bytes as a whole number."""
+    scale = MEMORY_SCALES[key] if kind == "memory" else resources.time_scale(key)
+    symbol = MEMORY_SYMBOLS[key] if kind == "memory" else key
+    if kind == "memory" and key == "b":
+        return f"{value:,.0f} {symbol}"
+    scaled = Fraction(value) / Fraction(scale)
+    number = f"{float(scaled):.2f}"
+    if exact:
+        precise = Decimal(scaled.numerator) / Decimal(scaled.denominator)
+        precise = precise.quantize(Decimal("1e-9")).normalize()
+        if precise.as_tuple().exponent < -2:  # type: ignore[operator]
+            number = format(precise, "f")
+    return f"{number} {symbol}"

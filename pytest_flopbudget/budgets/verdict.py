@@ -13,6 +13,8 @@ from typing import Any
 from ..counting.count import Count, OpCost, top_modules
 from .budget import Budget
 from .config import Settings
+from .resources import format_bytes
+from .timing import unmeasured
 from .units import format_budget_value, format_quantity
 
 OK = "ok"
@@ -58,6 +60,14 @@ class Verdict:
     notes: tuple[str, ...] = ()
     active_params: int | None = None
     budget_active_params: float | None = None
+    peak_memory: int | None = None  # bytes live at the peak; None: not measured
+    budget_memory: float | None = None  # bytes
+    peak_by_module: Mapping[str, int] = field(default_factory=dict)
+    baseline_peak_memory: int | None = None
+    seconds: float | None = None  # roofline lower bound on ``device``
+    seconds_bound: str | None = None  # "compute" or "memory"
+    budget_seconds: float | None = None
+    device: str | None = None
     op_costs: tuple[OpCost, ...] | None = None
     """What a roofline prices; None when a count behind the verdict measured no bytes."""
 
@@ -79,6 +89,7 @@ class Verdict:
         data = asdict(self)
         data["by_module"] = dict(self.by_module)
         data["unknown_ops"] = dict(self.unknown_ops)
+        data["peak_by_module"] = dict(self.peak_by_module)
         data["module_changes"] = [list(change) for change in self.module_changes]
         data["notes"] = list(self.notes)
         if self.op_costs is not None:
@@ -108,7 +119,18 @@ class _Subject:
     unknown_ops: dict[str, int]
     ops: str = "fvcore"
     active_params: int | None = None
+    peak_memory: int | None = None
+    peak_by_module: Mapping[str, int] = field(default_factory=dict)
+    unmeasured: tuple[str, ...] = ()  # counts without per-op bytes: no time can be known
     op_costs: tuple[OpCost, ...] | None = None
+
+
+def _peak(subjects: Sequence[Any]) -> tuple[int | None, Mapping[str, int]]:
+    """The highest peak of passes run one after another; None if any pass was not measured."""
+    if not subjects or any(s.peak_memory is None for s in subjects):
+        return None, {}
+    highest = max(subjects, key=lambda s: s.peak_memory)
+    return highest.peak_memory, dict(highest.peak_by_module)
 
 
 def _merged_costs(groups: Iterable[tuple[OpCost, ...] | None]) -> tuple[OpCost, ...] | None:
@@ -146,6 +168,7 @@ def _combine(
     unknown = _added(count.unknown_ops for count in counts)
     # an abstract count says so where the backend is shown (table -v, JSON, Markdown)
     backends = sorted({f"{c.backend} (abstract)" if c.abstract else c.backend for c in counts})
+    peak_memory, peak_by_module = _peak(counts)
     return _Subject(
         name=name,
         flops=sum(count.flops for count in counts),
@@ -156,6 +179,9 @@ def _combine(
         unknown_ops=unknown,
         ops="+".join(sorted({count.ops for count in counts})),
         active_params=active_params,
+        peak_memory=peak_memory,
+        peak_by_module=peak_by_module,
+        unmeasured=tuple(unmeasured(counts)),
         op_costs=_merged_costs(_count_costs(count) for count in counts),
     )
 
@@ -215,6 +241,7 @@ def judge(
             subjects.values()
         )
         label = " + ".join(s.name for s in everything)
+        peak_memory, peak_by_module = _peak(everything)
         total = _Subject(
             name=label,
             flops=sum(s.flops for s in everything),
@@ -225,6 +252,9 @@ def judge(
             by_module=_sum_modules(everything),
             unknown_ops=_added(s.unknown_ops for s in everything),
             ops="+".join(sorted({part for s in everything for part in s.ops.split("+")})),
+            peak_memory=peak_memory,
+            peak_by_module=peak_by_module,
+            unmeasured=tuple(sorted({name for s in everything for name in s.unmeasured})),
             op_costs=_merged_costs(s.op_costs for s in everything),
         )
         verdicts.append(_check(nodeid, total, test_budget, settings))
@@ -245,7 +275,7 @@ def _ops_note(verdict: Verdict, settings: Settings) -> Verdict:
 
 
 def _fail_on_unknown_ops(verdict: Verdict, settings: Settings) -> Verdict:
-    if not verdict.unknown_ops or verdict.status == OVER:
+    if not verdict.unknown_ops or verdict.status in (OVER, ERROR):
         return verdict
     listed = ", ".join(f"{op} x{times}" for op, times in sorted(verdict.unknown_ops.items()))
     message = (
@@ -313,6 +343,8 @@ def _unbudgeted(nodeid: str, subject: _Subject, settings: Settings) -> Verdict:
         ops=subject.ops,
         by_module=subject.by_module,
         unknown_ops=subject.unknown_ops,
+        peak_memory=subject.peak_memory,
+        peak_by_module=subject.peak_by_module,
         op_costs=subject.op_costs,
     )
 
@@ -368,10 +400,56 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
                     tolerance,
                 )
             )
+    compute_over = bool(problems)  # the FLOPs by module say where, for these only
+    errors: list[str] = []
+    limit_memory: float | None = None
+    if budget.memory is not None:
+        unit = budget.memory.unit
+        limit_memory = budget.memory.base_value
+        labels.append(format_budget_value(limit_memory, "memory", unit.prefix, exact=True))
+        if subject.peak_memory is None:
+            errors.append(
+                f"{budget.origin}: memory budget {labels[-1]} for {subject.name!r}, but its "
+                "count has no peak memory (this backend or mode did not measure it); "
+                "a memory budget is never passed unchecked"
+            )
+        else:
+            if used is None:
+                used = subject.peak_memory / limit_memory
+            if subject.peak_memory > limit_memory * (1 + tolerance):
+                problems.append(
+                    _over(
+                        subject.name,
+                        subject.peak_memory,
+                        limit_memory,
+                        "memory",
+                        unit.prefix,
+                        tolerance,
+                    )
+                )
+                problems += _peak_details(subject)
+    timing = None
+    limit_seconds: float | None = None
+    if budget.time is not None:
+        timing, problem, error = _check_time(subject, budget, tolerance, settings)
+        limit_seconds = budget.time.base_value
+        labels.append(
+            format_budget_value(limit_seconds, "time", budget.time.unit.prefix, exact=True)
+            + f" on {budget.device}"
+        )
+        if error is not None:
+            errors.append(error)
+        elif problem is not None:
+            problems.append(problem)
+        if timing is not None and used is None:
+            used = timing.seconds / limit_seconds
     status = OVER if problems else OK
     message = ""
     if problems:
-        message = "\n".join([*problems, *_details(subject)])
+        message = "\n".join([*problems, *_details(subject, flops_modules=compute_over)])
+    if errors:  # never hidden by the rest of the budget passing, nor hiding its excess
+        status = ERROR
+        message = "\n".join([*errors, *([message] if message else [])])
     return Verdict(
         nodeid=nodeid,
         name=subject.name,
@@ -396,8 +474,67 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         ops=subject.ops,
         by_module=subject.by_module,
         unknown_ops=subject.unknown_ops,
+        peak_memory=subject.peak_memory,
+        budget_memory=limit_memory,
+        peak_by_module=subject.peak_by_module,
+        seconds=timing.seconds if timing is not None else None,
+        seconds_bound=timing.bound if timing is not None else None,
+        budget_seconds=limit_seconds,
+        device=budget.device,
         op_costs=subject.op_costs,
     )
+
+
+def _check_time(
+    subject: _Subject, budget: Budget, tolerance: float, settings: Settings
+) -> tuple[Any, str | None, str | None]:
+    """(timing, excess message, error message) of a time budget."""
+    from .hardware import HardwareError
+    from .timing import lower_bound
+
+    assert budget.time is not None and budget.device is not None
+    if subject.unmeasured or subject.op_costs is None:
+        names = ", ".join(repr(name) for name in subject.unmeasured)
+        return (
+            None,
+            None,
+            f"{budget.origin}: time budget on {budget.device} for {subject.name!r}, but the "
+            f"count of {names} has no bytes per op (this backend or mode did not measure them), "
+            "so no lower bound can be computed; a time budget is never passed unchecked",
+        )
+    try:
+        timing = lower_bound(subject.op_costs, budget.device, settings.devices)
+    except HardwareError as error:
+        return None, None, f"{budget.origin}: time budget on {budget.device}: {error}"
+    limit = budget.time.base_value
+    if timing.seconds <= limit * (1 + tolerance):
+        return timing, None, None
+    excess = (timing.seconds / limit - 1) * 100
+    shown = f"+{excess:.1f}%" if excess >= 0.05 else "+<0.1%"
+    slack = f", tolerance {tolerance:.1%}" if tolerance else ""
+    allowed = format_budget_value(limit, "time", budget.time.unit.prefix, exact=True)
+    return (
+        timing,
+        f"{subject.name}: {timing.describe()} exceeds budget {allowed} ({shown}{slack})",
+        None,
+    )
+
+
+def _peak_details(subject: _Subject, limit: int = 3) -> list[str]:
+    """The modules holding the peak, heaviest first, so an excess says where to look."""
+    held_by = {path: held for path, held in subject.peak_by_module.items() if path}
+    ranked = (
+        top_modules(held_by, limit)
+        or sorted(held_by.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    )
+    if not ranked or not subject.peak_memory:
+        return []
+    width = max(len(path) for path, _ in ranked)
+    lines = ["peak memory held by:"]
+    for path, held in ranked:
+        share = held / subject.peak_memory
+        lines.append(f"  {path:<{width}}  {format_bytes(held):>12}  {share:6.1%}")
+    return lines
 
 
 def _over(
@@ -411,13 +548,19 @@ def _over(
         format_budget_value(limit, kind, prefix),
     )
     if got == allowed:  # too close to tell apart in the budget's unit: show exact numbers
-        got, allowed = format_budget_value(measured, kind, ""), format_budget_value(limit, kind, "")
+        base = "b" if kind == "memory" else ""
+        got, allowed = (
+            format_budget_value(measured, kind, base),
+            format_budget_value(limit, kind, base),
+        )
+    if kind == "memory":
+        got += " peak memory"
     return f"{name}: {got} exceeds budget {allowed} ({shown}{slack})"
 
 
-def _details(subject: _Subject) -> list[str]:
+def _details(subject: _Subject, *, flops_modules: bool = True) -> list[str]:
     lines: list[str] = []
-    ranked = top_modules(subject.by_module)
+    ranked = top_modules(subject.by_module) if flops_modules else []
     if ranked:
         lines.append("top modules by FLOPs:")
         width = max(len(path) for path, _ in ranked)

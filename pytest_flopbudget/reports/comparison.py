@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from ..budgets.comparison import Comparison, ModelChange, Report
+from ..budgets.resources import format_bytes
 from ..budgets.units import format_quantity
 
 
@@ -55,6 +56,12 @@ def _model_dict(model: ModelChange) -> dict[str, Any]:
             "new": model.new_active_params,
             "delta": _delta(model.old_active_params, model.new_active_params),
         },
+        "peak_memory": {
+            "old": model.old_peak_memory,
+            "new": model.new_peak_memory,
+            "delta": model.peak_memory_delta,
+            "relative": model.peak_memory_relative,
+        },
         "modules": [
             {"path": m.path, "before": m.before, "after": m.after, "delta": m.delta}
             for m in model.modules
@@ -76,7 +83,7 @@ def render_text(comparison: Comparison) -> str:
         )
     differences = comparison.differences
     if differences:
-        lines += ["", *_table(differences)]
+        lines += ["", *_table(differences, _columns(differences))]
     for model in differences:
         if model.modules:
             lines += ["", *_module_lines(model)]
@@ -93,13 +100,14 @@ def render_markdown(comparison: Comparison) -> str:
         lines += [_convention_note(comparison), ""]
     differences = comparison.differences
     if differences:
-        lines.append("| " + " | ".join(_TABLE_COLUMNS) + " |")
-        lines.append("|" + "|".join("---:" if c in _RIGHT else "---" for c in _TABLE_COLUMNS) + "|")
+        columns = _columns(differences)
+        lines.append("| " + " | ".join(columns) + " |")
+        lines.append("|" + "|".join("---:" if c in _RIGHT else "---" for c in columns) + "|")
         for model in differences:
             row = _row(model)
             if model.regressed:
                 row["status"] = "**REGRESSED**"
-            lines.append("| " + " | ".join(_md(row[c]) for c in _TABLE_COLUMNS) + " |")
+            lines.append("| " + " | ".join(_md(row[c]) for c in columns) + " |")
         lines.append("")
     for model in differences:
         if not model.modules:
@@ -153,12 +161,20 @@ _TABLE_COLUMNS = (
     "status",
 )
 _RIGHT = {"delta", "delta %"}
+_MEMORY_COLUMN = "peak memory old -> new"
 
 
-def _table(models: Iterable[ModelChange]) -> list[str]:
+def _columns(models: Iterable[ModelChange]) -> tuple[str, ...]:
+    """The table's columns: peak memory beside params where either report measured it."""
+    if not any(m.old_peak_memory is not None or m.new_peak_memory is not None for m in models):
+        return _TABLE_COLUMNS
+    return (*_TABLE_COLUMNS[:-1], _MEMORY_COLUMN, _TABLE_COLUMNS[-1])
+
+
+def _table(models: Iterable[ModelChange], columns: tuple[str, ...] = _TABLE_COLUMNS) -> list[str]:
     rows = [_row(model) for model in models]
-    header = {column: column for column in _TABLE_COLUMNS}
-    return aligned([header, *rows], _TABLE_COLUMNS, _RIGHT)
+    header = {column: column for column in columns}
+    return aligned([header, *rows], columns, _RIGHT)
 
 
 def _row(model: ModelChange) -> dict[str, str]:
@@ -169,6 +185,7 @@ def _row(model: ModelChange) -> dict[str, str]:
         "delta": _signed(model.macs_delta, "macs"),
         "delta %": _percent(model.macs_relative),
         "params old -> new": _params_cell(model),
+        _MEMORY_COLUMN: _memory_old_to_new(model),
         "status": _status_label(model),
     }
 
@@ -188,6 +205,14 @@ def _params_cell(model: ModelChange) -> str:
 
 def _delta(old: int | None, new: int | None) -> int | None:
     return None if old is None or new is None else new - old
+
+
+def _memory_old_to_new(model: ModelChange) -> str:
+    """``4.04 MiB -> 4.54 MiB (+12.4%)``; ``-`` on a side that did not measure it."""
+    old, new = model.old_peak_memory, model.new_peak_memory
+    text = f"{format_bytes(old)} -> {format_bytes(new)}"
+    relative = model.peak_memory_relative
+    return text if relative is None or relative == 0 else f"{text} ({_percent(relative)})"
 
 
 def _status_label(model: ModelChange) -> str:
@@ -232,6 +257,8 @@ def _summary(comparison: Comparison) -> str:
         line += f" (rows without counts skipped: {', '.join(skipped)})"
     if comparison.regressions:
         line += f"\nregression: MACs or params grew by more than {comparison.tolerance:.1%}"
+        if any(m.old_peak_memory is not None for m in comparison.regressions):
+            line += " (or peak memory, where both reports measured it)"
     return line
 
 

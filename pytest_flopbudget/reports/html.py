@@ -49,8 +49,20 @@ def _model(verdict: Verdict, settings: Settings) -> dict[str, Any]:
         "label": verdict.status_label,
         "flops": verdict.flops,
         "cells": {
-            key: cells[key] for key in ("FLOPs", "MACs", "params", "budget", "used", "vs baseline")
+            key: cells[key]
+            for key in (
+                "FLOPs",
+                "MACs",
+                "params",
+                "memory",
+                "time",
+                "budget",
+                "used",
+                "vs baseline",
+            )
         },
+        "peak_memory": verdict.peak_memory,
+        "seconds": verdict.seconds,
         "used": verdict.used,
         "tolerance": verdict.tolerance,
         "message": verdict.message,

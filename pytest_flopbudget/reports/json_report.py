@@ -49,6 +49,14 @@ def build(
                     "budget": verdict.budget_flops,
                     "budget_params": verdict.budget_params,
                     "budget_active_params": verdict.budget_active_params,
+                    "peak_memory": verdict.peak_memory,
+                    "budget_memory": verdict.budget_memory,
+                    "peak_by_module": dict(verdict.peak_by_module),
+                    "baseline_peak_memory": verdict.baseline_peak_memory,
+                    "seconds": verdict.seconds,
+                    "seconds_bound": verdict.seconds_bound,
+                    "budget_seconds": verdict.budget_seconds,
+                    "device": verdict.device,
                     "budget_label": verdict.budget_label,
                     "budget_source": verdict.budget_source,
                     "tolerance": verdict.tolerance,
@@ -228,6 +236,7 @@ def _model(row: Any, where: str, flops_per_mac: int, ops: str = DEFAULT_OPS) -> 
         module_macs=module_macs,
         ops=_ops(row.get("ops", ops), f"{where}.ops"),
         active_params=_count(row, "active_params", where),
+        peak_memory=_count(row, "peak_memory", where),
     )
 
 

@@ -30,6 +30,15 @@ def properties(verdicts: list[Verdict]) -> list[tuple[str, object]]:
             ]
         if verdict.budget_flops is not None and math.isfinite(verdict.budget_flops):
             props.append((f"{prefix}.budget_flops", int(verdict.budget_flops)))
+        if verdict.peak_memory is not None:
+            props.append((f"{prefix}.peak_memory", verdict.peak_memory))
+        if verdict.budget_memory is not None:
+            props.append((f"{prefix}.budget_memory", int(verdict.budget_memory)))
+        if verdict.seconds is not None:
+            props.append((f"{prefix}.seconds", verdict.seconds))
+            props.append((f"{prefix}.bound", f"{verdict.seconds_bound} on {verdict.device}"))
+        if verdict.budget_seconds is not None:
+            props.append((f"{prefix}.budget_seconds", verdict.budget_seconds))
         if verdict.baseline_macs is not None:
             props.append((f"{prefix}.baseline_macs", verdict.baseline_macs))
         props.append((f"{prefix}.status", verdict.status_label))

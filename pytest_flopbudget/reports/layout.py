@@ -24,6 +24,8 @@ DROP_ORDER = (
     "tolerance",
     "MACs",
     "vs baseline",
+    "time",
+    "memory",
     "params",
 )
 HARDWARE_SUFFIX = " >="  # hardware columns ("T4 fp16 >=") leave after "tolerance"

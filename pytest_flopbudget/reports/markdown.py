@@ -31,7 +31,8 @@ def build(
     environment: Mapping[str, str] | None = None,
 ) -> str:
     verdicts = [verdict for record in records for verdict in record.verdicts]
-    columns = ["test", "name", "FLOPs", "MACs", "params", "budget", "used"]
+    columns = ["test", "name", "FLOPs", "MACs", "params", *rows.resource_columns(verdicts)]
+    columns += ["budget", "used"]
     if with_baseline:
         columns.append("vs baseline")
     columns += [label for label, _, _ in rows.hardware_columns(settings)]

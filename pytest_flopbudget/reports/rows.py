@@ -9,6 +9,7 @@ from ..budgets.config import Settings
 
 if TYPE_CHECKING:
     from ..budgets.hardware import Device
+from ..budgets.resources import format_bytes
 from ..budgets.units import format_quantity
 from ..budgets.verdict import Verdict
 
@@ -47,6 +48,8 @@ def cells(verdict: Verdict, settings: Settings, *, short_test: bool = False) -> 
         "FLOPs": format_quantity(verdict.flops, "flops"),
         "MACs": format_quantity(verdict.macs, "macs"),
         "params": params_cell(verdict),
+        "memory": format_bytes(verdict.peak_memory),
+        "time": time_cell(verdict),
         "budget": verdict.budget_label or "-",
         "used": f"{verdict.used:.1%}" if verdict.used is not None else "-",
         "vs baseline": baseline_cell(verdict),
@@ -61,6 +64,25 @@ def cells(verdict: Verdict, settings: Settings, *, short_test: bool = False) -> 
         for label, device, dtype in hardware_columns(settings):
             row[label] = hardware_cell(verdict, device, dtype)
     return row
+
+
+def resource_columns(verdicts: Sequence[Verdict]) -> list[str]:
+    """``memory`` where some count measured its peak, ``time`` where some budget priced one."""
+    columns = []
+    if any(verdict.peak_memory is not None for verdict in verdicts):
+        columns.append("memory")
+    if any(verdict.seconds is not None for verdict in verdicts):
+        columns.append("time")
+    return columns
+
+
+def time_cell(verdict: Verdict) -> str:
+    """``1.90 ms, memory-bound``: the lower bound a time budget was checked against."""
+    if verdict.seconds is None:
+        return "-"
+    from ..budgets.hardware import format_seconds
+
+    return f"{format_seconds(verdict.seconds)}, {verdict.seconds_bound}-bound"
 
 
 MACS_ONLY = "MACs only"

@@ -39,11 +39,13 @@ def header_line(settings: Settings) -> str:
     return f"flopbudget: {settings.convention}; {listed}"
 
 
-def _columns(verbosity: int, settings: Settings, with_baseline: bool) -> list[str]:
+def _columns(
+    verbosity: int, settings: Settings, with_baseline: bool, resources: Sequence[str] = ()
+) -> list[str]:
     if verbosity < 0:
         columns = ["test", "name", "FLOPs", "budget", "used"]
     else:
-        columns = ["test", "name", "FLOPs", "MACs", "params", "budget", "used"]
+        columns = ["test", "name", "FLOPs", "MACs", "params", *resources, "budget", "used"]
     if with_baseline:
         columns.append("vs baseline")
     columns += [label for label, _, _ in rows.hardware_columns(settings)]
@@ -99,7 +101,7 @@ def _write_rows(
     with_baseline: bool,
     width: int,
 ) -> None:
-    columns = _columns(verbosity, settings, with_baseline)
+    columns = _columns(verbosity, settings, with_baseline, rows.resource_columns(verdicts))
     table = [rows.cells(verdict, settings) for verdict in verdicts]
     if verbosity < 0:
         short = layout.short_ids(verdict.nodeid for verdict in verdicts)

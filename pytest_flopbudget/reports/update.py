@@ -16,13 +16,13 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from ..budgets import baseline as baseline_file
-from ..budgets import growth
+from ..budgets import growth, resources
 from ..budgets.budget import looks_like_nodeid
 from ..budgets.config import Settings
 from ..budgets.record import TestRecord
 from ..budgets.stale import KeptEntry
 from ..budgets.units import (
-    ALL_UNITS,
+    BUDGET_UNITS,
     PARAM_PREFIXES,
     ceil_significant,
     format_written,
@@ -45,6 +45,8 @@ class Measured:
     macs: int
     params: int
     active_params: int | None = None  # None: all parameters are active
+    peak_memory: int | None = None  # None: not measured, a memory budget is kept as written
+    seconds: float | None = None  # the lower bound on the entry's device, if it has one
 
     @property
     def active(self) -> int:
@@ -85,11 +87,7 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[Target, Measure
             if verdict.status == NO_BUDGET:
                 unbudgeted.append(verdict)
             elif verdict.budget_key is not None:
-                _keep_max(
-                    entries,
-                    (verdict.budget_file, verdict.budget_key),
-                    Measured(verdict.flops, verdict.macs, verdict.params, verdict.active_params),
-                )
+                _keep_max(entries, (verdict.budget_file, verdict.budget_key), _measured(verdict))
             elif verdict.status == OVER:
                 in_code.append(f"{verdict.nodeid} ({verdict.name})")
         if unbudgeted and any(v.budget_source == "pyproject:name" for v in record.verdicts):
@@ -97,11 +95,7 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[Target, Measure
             for verdict in unbudgeted:
                 assert verdict.flops is not None and verdict.macs is not None
                 assert verdict.params is not None
-                _keep_max(
-                    entries,
-                    (None, verdict.name),
-                    Measured(verdict.flops, verdict.macs, verdict.params, verdict.active_params),
-                )
+                _keep_max(entries, (None, verdict.name), _measured(verdict))
         elif unbudgeted:
             total = Measured(
                 sum(v.flops or 0 for v in unbudgeted),
@@ -111,6 +105,18 @@ def planned_entries(records: Sequence[TestRecord]) -> tuple[dict[Target, Measure
             )
             _keep_max(entries, (None, record.nodeid), total)
     return entries, in_code
+
+
+def _measured(verdict: Verdict) -> Measured:
+    assert verdict.flops is not None and verdict.macs is not None and verdict.params is not None
+    return Measured(
+        verdict.flops,
+        verdict.macs,
+        verdict.params,
+        verdict.active_params,
+        verdict.peak_memory,
+        verdict.seconds,
+    )
 
 
 def left_alone(
@@ -142,28 +148,52 @@ def _larger(old: Measured, value: Measured) -> Measured:
         max(old.macs, value.macs),
         max(old.params, value.params),
         max(old.active, value.active),
+        _max_known(old.peak_memory, value.peak_memory),
+        _max_known(old.seconds, value.seconds),
     )
 
 
-def _base(kind: str, measured: Measured) -> int:
+def _max_known(old: Any, value: Any) -> Any:
+    """The larger of two measurements; unknown if either is (never a budget from half the runs)."""
+    return None if old is None or value is None else max(old, value)
+
+
+def _base(kind: str, measured: Measured) -> Any:
     return {
         "flops": measured.flops,
         "macs": measured.macs,
         "params": measured.params,
         "active_params": measured.active,
+        "memory": measured.peak_memory,
+        "time": measured.seconds,
     }[kind]
 
 
-def _value_in(unit_key: str, measured: Measured) -> int | float:
+def _value_in(unit_key: str, measured: Measured) -> int | float | None:
     """The count in the entry's own unit, rounded up to 4 significant figures (0 stays 0)."""
-    unit = ALL_UNITS[unit_key]
-    number = ceil_significant(_base(unit.kind, measured), unit.prefix)
+    unit = BUDGET_UNITS[unit_key]
+    count = _base(unit.kind, measured)
+    if count is None:
+        return None
+    if unit.kind == "memory":
+        number = resources.ceil_in(count, resources.MEMORY_SCALES[unit.prefix])
+    elif unit.kind == "time":
+        number = resources.written_seconds(count, unit.prefix)
+    else:
+        number = ceil_significant(count, unit.prefix)
     return int(number) if number == number.to_integral_value() else float(number)
 
 
 def _zero_note(key: str, kind: str) -> str:
-    unit = "FLOPs" if kind == "flops" else "MACs" if kind == "macs" else "params"
+    unit = {"flops": "FLOPs", "macs": "MACs", "memory": "bytes", "time": "seconds"}.get(
+        kind, "params"
+    )
     return f"{key}: counted 0 {unit}; a budget must be positive, so its {unit} budget was kept"
+
+
+def _unmeasured_note(key: str, kind: str) -> str:
+    what = "peak memory" if kind == "memory" else "time"
+    return f"{key}: no {what} was measured, so its {what} budget was kept as written"
 
 
 def _string_entry(key: str, measured: Measured, old: str | None, notes: list[str]) -> str | None:
@@ -189,12 +219,17 @@ def _string_entry(key: str, measured: Measured, old: str | None, notes: list[str
     for text, quantity in zip(old.split(","), parse_quantities(old), strict=True):
         kind = quantity.unit.kind
         count = _base(kind, measured)
-        if count <= 0:
+        if count is None:
+            parts.append(text.strip())
+            notes.append(_unmeasured_note(key, kind))
+        elif count <= 0:
             parts.append(text.strip())
             notes.append(_zero_note(key, kind))
         elif kind in ("params", "active_params"):
             prefix = quantity.unit.prefix
             parts.append(format_written(count, kind, prefix if prefix in PARAM_PREFIXES else "m"))
+        elif kind == "memory":
+            parts.append(resources.written_bytes(count, quantity.unit.prefix))
         else:
             parts.append(format_written(count, kind))
     return ", ".join(parts)
@@ -202,12 +237,14 @@ def _string_entry(key: str, measured: Measured, old: str | None, notes: list[str
 
 def _table_entry(key: str, table: Any, measured: Measured, notes: list[str]) -> None:
     for unit_key in list(table.keys()):
-        if unit_key in ALL_UNITS:
+        if unit_key in BUDGET_UNITS:
             value = _value_in(unit_key, measured)
-            if value > 0:
+            if value is None:
+                notes.append(_unmeasured_note(key, BUDGET_UNITS[unit_key].kind))
+            elif value > 0:
                 table[unit_key] = value
             else:
-                notes.append(_zero_note(key, ALL_UNITS[unit_key].kind))
+                notes.append(_zero_note(key, BUDGET_UNITS[unit_key].kind))
 
 
 def update_pyproject(
@@ -369,7 +406,9 @@ def write_baseline(
         if before is None:
             move = "new"
         else:
-            pairs = ((before.macs, entry.macs), (before.params, entry.params))
+            pairs = [(before.macs, entry.macs), (before.params, entry.params)]
+            if before.peak_memory is not None and entry.peak_memory is not None:
+                pairs.append((before.peak_memory, entry.peak_memory))
             move = growth.status(pairs, 0.0)
             move = "grew" if move == "regressed" else move
         moves[move] = moves.get(move, 0) + 1
