@@ -15,6 +15,7 @@ The result is printed as one JSON line after ``BENCH-RESULT: ``.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -162,17 +163,23 @@ def memory_task(spec: dict[str, Any]) -> dict[str, Any]:
         return count_model(built.model, built.args, backend=backend, memory=memory)
 
     times: dict[str, list[float]] = {"on": [], "off": []}
+    cpu: dict[str, list[float]] = {"on": [], "off": []}
     counted: dict[str, Any] = {}
     count(True)  # warm-up: lazy imports and first-call caches stay out of both columns
     for index in range(spec.get("repeat", 5)):
         order = ("on", "off") if index % 2 == 0 else ("off", "on")
         for name in order:
+            gc.collect()  # garbage of the previous count is not charged to this one
+            started = time.process_time()
             _best, (elapsed,), counted[name] = best_of(lambda n=name: count(n == "on"), 1)
+            cpu[name].append(time.process_time() - started)
             times[name].append(elapsed)
     on, off = counted["on"], counted["off"]
     return {
         "best_s": {name: min(values) for name, values in times.items()},
         "times_s": times,
+        "best_cpu_s": {name: min(values) for name, values in cpu.items()},
+        "cpu_s": cpu,
         "macs": {"on": on.macs, "off": off.macs},
         "backend": on.backend,
         "peak_memory": on.peak_memory,

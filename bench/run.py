@@ -249,10 +249,10 @@ def bench_peers(quick: bool) -> dict[str, Any]:
     return {"rows": rows, "missing": missing}
 
 
-# 6. what memory tracking costs ------------------------------------------------------------
+# 9. what memory tracking costs ------------------------------------------------------------
 
 MEMORY_CASES = (
-    ("llama7b", "fake", "torch", 3),
+    ("llama7b", "fake", "torch", 9),
     ("resnet50", "real", "fvcore", 5),
     ("resnet50", "real", "torch", 5),
 )

@@ -2,9 +2,9 @@
 
 A :class:`MemoryTracker` watches the ops of the pass that counts FLOPs, on real and on fake
 tensors alike (fake tensors have storages with sizes but no data, so an abstract model's
-memory is estimated without running anything): on the torch backend through a
-``TorchDispatchMode`` below the counting mode, so it sees the ATen ops that mode runs (a
-composite counted whole arrives whole); on the fvcore backend through a ``TorchFunctionMode``
+memory is estimated without running anything): on the torch backend, the counting dispatch
+mode shows it every ATen op it runs (:meth:`MemoryTracker.observe`; a composite counted whole
+arrives whole, a decomposed one as its parts); on the fvcore backend through a ``TorchFunctionMode``
 while the JIT trace runs the model (under a dispatch mode the tracer would not record some
 ops, convolutions among them). Both see the same ops for ordinary models, and the tests hold
 them to the same numbers.
@@ -43,6 +43,7 @@ Conventions (what the count's fields mean):
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -51,7 +52,6 @@ from typing import Any
 import torch
 from torch.autograd import _get_sequence_nr
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.hooks import RemovableHandle
 
 from .count import OPTIMIZER_NAMES, MemoryCount, OpCost
@@ -132,9 +132,9 @@ def _named_parameters(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tenso
 class MemoryTracker:
     """Bytes moved and live storages of one count; lives for one call.
 
-    Use :meth:`tracking` around the pass (the dispatch mode must be entered *before* (inside)
-    a counting mode, so it sees the ops that mode runs), :meth:`add_macs` right after an op
-    is counted, :meth:`result` at the end.
+    Use :meth:`tracking` around the pass, :meth:`observe` for each op a dispatch mode runs
+    (for a trace, :meth:`tracking` enters a function mode that records them),
+    :meth:`add_macs` right after an op is counted, :meth:`result` at the end.
     """
 
     def __init__(
@@ -246,6 +246,19 @@ class MemoryTracker:
             self._remove_live(entry[0], entry[1])
 
     # -- ops -------------------------------------------------------------------------------
+
+    def observe(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> None:
+        """An ATen op (or higher-order op) that ran, as a dispatch mode sees it."""
+        if isinstance(func, torch._ops.HigherOrderOperator):
+            name, view = f"higher_order::{func.name()}", False
+        else:
+            name = func._schema.name
+            view = func.is_view or name in _ALIASING
+            if view and not _may_copy(func):
+                return  # a plain view: its storage is its input's, already tracked
+        outputs = _tensors(out if isinstance(out, (tuple, list)) else (out,))
+        if outputs:
+            self.record(name, args, kwargs, outputs, view)
 
     def record(
         self,
@@ -367,7 +380,10 @@ class MemoryTracker:
 
     @contextlib.contextmanager
     def tracking(self) -> Iterator[None]:
-        """Module hooks and the dispatch mode, for the pass; everything removed on exit."""
+        """Module hooks (and for a trace, the function mode that shows the tracker every op)
+        for the pass; everything removed on exit. Without a trace, the counting dispatch mode
+        calls :meth:`observe` for each op it runs (a second Python mode would add its own
+        dispatch cost to every op)."""
         handles: list[RemovableHandle] = []
         try:
             for path, module in self._model.named_modules():
@@ -375,7 +391,7 @@ class MemoryTracker:
                     continue
                 handles.append(module.register_forward_pre_hook(self._enter(path)))
                 handles.append(module.register_forward_hook(self._leave()))
-            with _MemoryFunctionMode(self) if self._traced else _MemoryMode(self):
+            with _MemoryFunctionMode(self) if self._traced else contextlib.nullcontext():
                 yield
             self._scope = ()
             if self._log is not None:
@@ -493,38 +509,8 @@ def functools_partial_free(tracker: MemoryTracker, key: int) -> Callable[[Any], 
     return free
 
 
-class _MemoryMode(TorchDispatchMode):
-    """Runs each op and hands it to the tracker. Sits below a counting mode, so it sees the
-    ops that mode runs (an op counted whole arrives whole; a decomposed one, as its parts)."""
-
-    supports_higher_order_operators = True
-
-    def __init__(self, tracker: MemoryTracker) -> None:
-        super().__init__()
-        self._tracker = tracker
-
-    def __torch_dispatch__(
-        self,
-        func: Any,
-        types: Sequence[type],
-        args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        outputs = _tensors(out if isinstance(out, (tuple, list)) else (out,))
-        if outputs:
-            if isinstance(func, torch._ops.HigherOrderOperator):
-                name, view = f"higher_order::{func.name()}", False
-            else:
-                name = func._schema.name
-                view = func.is_view or name in _ALIASING
-            self._tracker.record(name, args, kwargs, outputs, view)
-        return out
-
-
 class _MemoryFunctionMode(TorchFunctionMode):
-    """The same at the level of torch functions, for a JIT trace: under a dispatch mode the
+    """Shows the tracker every torch function, for a JIT trace: under a dispatch mode the
     tracer does not record some ops (convolutions), and torch functions are above it. An op
     whose every output shares a storage with an input, and whose name is not in-place
     (``add_``, ``__iadd__``), is a view and moves nothing."""
@@ -570,6 +556,18 @@ def _aliases(
         return all(tensor.untyped_storage()._cdata in read for tensor in outputs)
     except Exception:  # layouts without a storage
         return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _may_copy(func: Any) -> bool:
+    """A view op that is a composite (``reshape``, ``flatten``) copies when it must; its
+    output's storage is then new and is tracked."""
+    try:
+        return bool(
+            torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), "CompositeImplicitAutograd")
+        )
+    except Exception:
+        return True
 
 
 def _current_autograd_node() -> Any:

@@ -443,7 +443,7 @@ class _CountingMode(TorchDispatchMode):
         if isinstance(func, torch._ops.HigherOrderOperator):
             return self._higher_order(func, args, kwargs)
         if self.paused or self._tally.is_quiet():  # inside a Python op counted whole
-            return func(*args, **kwargs)
+            return self._run(func, args, kwargs)
         name = func._schema.name
         formula = lookup(name)
         if formula is None:
@@ -454,13 +454,13 @@ class _CountingMode(TorchDispatchMode):
                     if decomposed is not NotImplemented:
                         return decomposed
                 self._tally.uncounted[name] += 1
-            return func(*args, **kwargs)
+            return self._run(func, args, kwargs)
         if not counts_under(self._ops, name):
             self._tally.left_out[name] += 1
-            return func(*args, **kwargs)
+            return self._run(func, args, kwargs)
         if self._ops != "fvcore":
             formula = dense_part(name, formula)
-        out = func(*args, **kwargs)
+        out = self._run(func, args, kwargs)
         inputs = schema_inputs(func, args, kwargs)
         outputs = output_shapes(out)
         try:
@@ -470,12 +470,20 @@ class _CountingMode(TorchDispatchMode):
         self._tally.add(macs)
         return out
 
+    def _run(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """Run an op, and show it to the memory tracker (here, not in a mode of its own: a
+        second Python mode would add its dispatch cost to every op)."""
+        out = func(*args, **kwargs)
+        if self._tally.memory is not None:
+            self._tally.memory.observe(func, args, kwargs, out)
+        return out
+
     def _higher_order(
         self, func: torch._ops.HigherOrderOperator, args: Sequence[Any], kwargs: dict[str, Any]
     ) -> Any:
         name = f"higher_order::{func.name()}"
         formula = lookup(name)
-        out = func(*args, **kwargs)
+        out = self._run(func, args, kwargs)
         if formula is not None and not counts_under(self._ops, name):
             self._tally.left_out[name] += 1
             return out
