@@ -35,7 +35,7 @@ def test_the_markdown_summary_is_written_to_a_file(project: pytest.Pytester) -> 
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     assert (
-        "| `test_models.py::test_ffn` | FFN | 1.05 MFLOPs | 1.05 MMACs | 1.06M params | 1.10 MMACs | 95.9% | ok |"
+        "| `test_models.py::test_ffn` | FFN | 1.05 MFLOPs | 1.05 MMACs | 1.06M params | 1.1 MMACs | 95.9% | ok |"
         in text
     )
     used = f"{CONV_MACS / 10_000:.1%}"  # 13,824 of 10,000 MACs

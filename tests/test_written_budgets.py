@@ -151,7 +151,7 @@ def test_counts_are_rounded_up_never_down() -> None:
 
 
 def test_written_numbers_never_use_an_exponent() -> None:
-    assert format_written(10**18, "params") == "1000000000G params"
+    assert format_written(10**18, "params") == "1000000000B params"
     assert format_written(1, "flops", "g") == "0.000000001 GFLOPs"
 
 

@@ -13,7 +13,14 @@ from typing import Any
 from ..counting.count import Count, top_modules
 from .budget import Budget
 from .config import Settings
-from .units import format_budget_value, format_quantity
+from .units import (
+    PREFIXES,
+    Quantity,
+    format_budget_value,
+    format_quantity,
+    format_written_budget,
+    with_unit,
+)
 
 OK = "ok"
 OVER = "over"
@@ -58,6 +65,9 @@ class Verdict:
     notes: tuple[str, ...] = ()
     active_params: int | None = None
     budget_active_params: float | None = None
+    budget_written: tuple[tuple[str, str, str], ...] = ()
+    """(kind, prefix, figures) of each budget part as written (``("flops", "m", "2.835")``),
+    so a report can show it in its row family's unit without losing a figure."""
 
     @property
     def fails_test(self) -> bool:
@@ -88,6 +98,7 @@ class Verdict:
             tuple(change) for change in values.get("module_changes", ())
         )
         values["notes"] = tuple(values.get("notes", ()))
+        values["budget_written"] = tuple(tuple(part) for part in values.get("budget_written", ()))
         return cls(**values)
 
 
@@ -306,38 +317,27 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         measured = subject.macs if unit.kind == "macs" else subject.flops
         limit_flops = limit * fpm if unit.kind == "macs" else limit
         used = subject.flops / limit_flops
-        labels.append(format_budget_value(limit, unit.kind, unit.prefix, exact=True))
+        labels.append(format_written_budget(budget.compute))
         if measured > limit * (1 + tolerance):
-            problems.append(_over(subject.name, measured, limit, unit.kind, unit.prefix, tolerance))
+            problems.append(_over(subject.name, measured, budget.compute, tolerance))
     limit_params: float | None = None
     if budget.params is not None:
         unit = budget.params.unit
         limit_params = budget.params.base_value
-        labels.append(format_budget_value(limit_params, "params", unit.prefix, exact=True))
+        labels.append(format_written_budget(budget.params))
         if used is None:
             used = subject.params / limit_params
         if subject.params > limit_params * (1 + tolerance):
-            problems.append(
-                _over(subject.name, subject.params, limit_params, "params", unit.prefix, tolerance)
-            )
+            problems.append(_over(subject.name, subject.params, budget.params, tolerance))
     limit_active: float | None = None
     if budget.active_params is not None:
         unit = budget.active_params.unit
         limit_active = budget.active_params.base_value
-        labels.append(format_budget_value(limit_active, "active_params", unit.prefix, exact=True))
+        labels.append(format_written_budget(budget.active_params))
         if used is None:
             used = _active(subject) / limit_active
         if _active(subject) > limit_active * (1 + tolerance):
-            problems.append(
-                _over(
-                    subject.name,
-                    _active(subject),
-                    limit_active,
-                    "active_params",
-                    unit.prefix,
-                    tolerance,
-                )
-            )
+            problems.append(_over(subject.name, _active(subject), budget.active_params, tolerance))
     status = OVER if problems else OK
     message = ""
     if problems:
@@ -354,6 +354,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         active_params=_active(subject),
         budget_active_params=limit_active,
         budget_label=", ".join(labels),
+        budget_written=_written_parts(budget),
         budget_source=budget.source,
         budget_key=budget.pyproject_key,
         budget_file=budget.pyproject_file,
@@ -369,19 +370,35 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
     )
 
 
-def _over(
-    name: str, measured: float, limit: float, kind: Any, prefix: str, tolerance: float
-) -> str:
+def _written_parts(budget: Budget) -> tuple[tuple[str, str, str], ...]:
+    parts = []
+    for quantity in (budget.compute, budget.params, budget.active_params):
+        if quantity is not None and quantity.written is not None:
+            parts.append((quantity.unit.kind, quantity.unit.prefix, f"{quantity.written:f}"))
+    return tuple(parts)
+
+
+def _over(name: str, measured: float, budget: Quantity, tolerance: float) -> str:
+    """``10.45 MFLOPs exceeds budget 10 MFLOPs (+4.5%)``: the budget as written, the count
+    with at least its decimals (two or more) in its unit."""
+    limit, kind, prefix = budget.base_value, budget.unit.kind, budget.unit.prefix
     excess = (measured / limit - 1) * 100
     shown = f"+{excess:.1f}%" if excess >= 0.05 else "+<0.1%"
     slack = f", tolerance {tolerance:.1%}" if tolerance else ""
-    got, allowed = (
-        format_budget_value(measured, kind, prefix),
-        format_budget_value(limit, kind, prefix),
-    )
-    if got == allowed:  # too close to tell apart in the budget's unit: show exact numbers
+    decimals = 2
+    exponent = budget.written.as_tuple().exponent if budget.written is not None else 0
+    if isinstance(exponent, int) and -exponent > decimals:
+        decimals = -exponent
+    got = _in_unit(measured, kind, prefix, decimals)
+    allowed = format_written_budget(budget)
+    if not prefix or _in_unit(limit, kind, prefix, decimals) == got:
+        # too close to tell apart in the budget's unit: show exact numbers
         got, allowed = format_budget_value(measured, kind, ""), format_budget_value(limit, kind, "")
     return f"{name}: {got} exceeds budget {allowed} ({shown}{slack})"
+
+
+def _in_unit(value: float, kind: Any, prefix: str, decimals: int) -> str:
+    return with_unit(f"{value / PREFIXES[prefix]:.{decimals}f}", kind, prefix)
 
 
 def _details(subject: _Subject) -> list[str]:

@@ -94,7 +94,8 @@ def _write_rows(
     width: int,
 ) -> None:
     columns = _columns(verbosity, settings, with_baseline)
-    table = [rows.cells(verdict, settings) for verdict in verdicts]
+    prefixes = rows.family_prefixes(verdicts)
+    table = [rows.cells(verdict, settings, prefixes=prefixes) for verdict in verdicts]
     if verbosity < 0:
         short = layout.short_ids(verdict.nodeid for verdict in verdicts)
         for verdict, cells in zip(verdicts, table, strict=True):
