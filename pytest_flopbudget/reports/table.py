@@ -75,7 +75,13 @@ def write(
     if not verdicts and not stale:
         return
     width = max(terminal._tw.fullwidth, 40)
-    terminal.write_sep("=", f"flop budget: {settings.convention}; {settings.ops_convention}")
+    title = f"flop budget: {settings.convention}; {settings.ops_convention}"
+    if len(title) + 4 <= width:
+        terminal.write_sep("=", title)
+    else:  # the conventions on lines of their own, wrapped between words
+        terminal.write_sep("=", "flop budget:")
+        for part in layout.wrap(title.removeprefix("flop budget: "), width):
+            terminal.write_line(part)
     if verdicts and verbosity >= -1:
         _write_rows(terminal, verdicts, settings, verbosity, with_baseline, width)
     if verbosity >= -1:
