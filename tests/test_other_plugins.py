@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FFN_MACS
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
