@@ -259,12 +259,13 @@ def format_written_budget(quantity: Quantity, prefix: str | None = None) -> str:
     written = quantity.written
     shift = (_EXPONENT[unit.prefix] - _EXPONENT[target]) * 3
     if written is None or len(written.as_tuple().digits) > 12 or abs(shift) > 12:
-        return format_budget_value(quantity.base_value, unit.kind, target, exact=True)
+        shown = format_budget_value(quantity.base_value, unit.kind, target, exact=True)
+        return shown.replace(",", "")  # read back as a budget string, where "," separates
     number = written.scaleb(shift)
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and exponent > 0:
         number = number.quantize(Decimal(1))  # 6.8 in M from 0.0068 B: 6.8, not 6.8E+0
-    return with_unit(f"{number:,f}" if target == "" else f"{number:f}", unit.kind, target)
+    return with_unit(f"{number:f}", unit.kind, target)  # no separator: it reads back
 
 
 _EXPONENT = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -276,8 +277,12 @@ def format_quantity(value: float | None, kind: Kind, prefix: str | None = None) 
         return "-"
     prefix = best_prefix_for(value, kind) if prefix is None else prefix
     scaled = value / PREFIXES[prefix]
-    whole = not prefix or abs(scaled) >= 1000
-    number = f"{scaled:,.0f}" if whole else f"{scaled:#.3g}".rstrip(".")
+    if not prefix:
+        number = f"{scaled:,.0f}"
+    elif abs(scaled) >= 1000:  # no separator: "1200B params" reads back as a budget
+        number = f"{scaled:.0f}"
+    else:
+        number = f"{scaled:#.3g}".rstrip(".")
     return with_unit(number, kind, prefix)
 
 
