@@ -274,7 +274,7 @@ def test_counted_another_name(flops):
         ("4.1", "positional arguments are not accepted"),
         ("gflops=1, tolerance=-0.1", "tolerance must not be negative"),
         ("gflops=1, name=''", "name must be a non-empty string"),
-        ("params=1, mparams=1", "give at most one of params / mparams"),
+        ("params=1, mparams=1", "give at most one of params / kparams / mparams / bparams"),
         ("gflops=1, on_exceed='maybe'", 'on_exceed must be "fail" or "warn", got \'maybe\''),
     ],
 )

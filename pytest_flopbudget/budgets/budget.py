@@ -129,15 +129,16 @@ def _from_arguments(
         units = ", ".join(q.unit.key for q in compute)
         raise BudgetError(f"{where}: give exactly one compute unit, got {len(compute)} ({units})")
     if len(params) > 1:
-        raise BudgetError(f"{where}: give at most one of params / mparams")
+        raise BudgetError(f"{where}: give at most one of params / kparams / mparams / bparams")
     if len(active) > 1:
         raise BudgetError(
-            f"{where}: give at most one of active_params / mactive_params / gactive_params"
+            f"{where}: give at most one of active_params / kactive_params / mactive_params / "
+            "bactive_params"
         )
     if not compute and not params and not active and not (set(options) & set(COUNT_OPTION_CHOICES)):
         raise BudgetError(
             f"{where}: no budget given; add one compute unit (e.g. gflops=4.1 or gmacs=2) "
-            "and/or params / mparams / gactive_params"
+            "and/or params / mparams / bparams / bactive_params"
         )
     return (
         (compute[0] if compute else None),
