@@ -226,3 +226,11 @@ def test_over(flops):
     result.stdout.fnmatch_lines(
         [f"FFN: {FFN_PARAMS:,} params exceeds budget 1,000,000 params (+5.7%)"]
     )
+
+
+def test_compare_shows_before_and_after_in_one_prefix() -> None:
+    from pytest_flopbudget.reports.comparison import _old_to_new
+
+    assert _old_to_new(999_000, 1_054_720, "macs") == "0.999 MMACs -> 1.05 MMACs"
+    assert _old_to_new(6_738_415_616, 6_800_000_000, "params") == "6.74B params -> 6.80B params"
+    assert _old_to_new(0, 1_054_720, "macs") == "0 MACs -> 1.05 MMACs"
