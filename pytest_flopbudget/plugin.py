@@ -418,6 +418,25 @@ class FlopBudgetManager:
             self.notes.append((f"pytest-flopbudget: {error}", {"red": True, "bold": True}))
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self._summary_without_terminal_reporter()
+
+    def _summary_without_terminal_reporter(self) -> None:
+        """The table and the over-budget messages where a plugin replaced pytest's terminal
+        reporter with one that calls no ``pytest_terminal_summary`` (pytest-rich).
+
+        pytest-sugar's reporter is a ``TerminalReporter`` and calls it; ``-p no:terminal``
+        asked for no output, and gets none.
+        """
+        manager = self.config.pluginmanager
+        if manager.get_plugin("terminalreporter") is not None or not manager.has_plugin("terminal"):
+            return
+        capture = manager.get_plugin("capturemanager")
+        reporter = pytest.TerminalReporter(self.config, sys.stdout)
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                self._write_summary(reporter, with_failures=True)
+        else:
+            self._write_summary(reporter, with_failures=True)
 
     def _scope(self, session: pytest.Session) -> RunScope:
         from .budgets.scope import build_scope
@@ -546,6 +565,19 @@ class FlopBudgetManager:
             sys.stderr.write(line + "\n")
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        self._write_summary(terminalreporter)
+
+    def _write_summary(
+        self, terminalreporter: pytest.TerminalReporter, *, with_failures: bool = False
+    ) -> None:
+        """``with_failures``: each over-budget message first, under its test's id, for a
+        reporter that showed none of them."""
+        if with_failures:
+            for record in sorted(self.records.values(), key=lambda record: record.sort_key()):
+                for verdict in record.verdicts:
+                    if verdict.status in (*FAILING, ERROR) and verdict.message:
+                        terminalreporter.write_sep("_", f"{verdict.nodeid} [{verdict.name}]")
+                        terminalreporter.write_line(verdict.message, red=verdict.fails_test)
         if self.records or self.stale:
             from .budgets.record import TestRecord
             from .reports import table

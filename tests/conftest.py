@@ -118,6 +118,20 @@ def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "250")
 
 
+# Plugins that reorder tests or replace pytest's terminal reporter; pytester runs load every
+# installed plugin, so they are off here and on only in the tests about them
+# (test_other_plugins.py), which pass ``-p randomly`` and the like themselves.
+OTHER_PLUGINS_OFF = "-p no:randomly -p no:sugar -p no:rich"
+
+
+@pytest.fixture(autouse=True)
+def _other_plugins_off(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    # set after pytester starts: it clears PYTEST_ADDOPTS for its runs
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")
+    monkeypatch.setenv("PYTEST_ADDOPTS", OTHER_PLUGINS_OFF)
+
+
 # Life-cycle and report tests run three ways, as syrupy's do: without xdist, with xdist
 # loaded but off (-n 0), and over two workers (-n 2).
 RUN_MODES = {"serial": (), "xdist-off": ("-n", "0"), "xdist-2": ("-n", "2")}

@@ -45,6 +45,7 @@ STRING_UNITS = [
     "K params",
     "M params",
     "G params",
+    "B params",
 ]
 
 
@@ -85,7 +86,7 @@ def _check(written: float, count: int, old: float) -> None:
     macs=COUNTS,
     params=COUNTS,
     compute_unit=st.sampled_from([u for u in STRING_UNITS if "params" not in u]),
-    params_unit=st.sampled_from(["params", "K params", "M params", "G params", None]),
+    params_unit=st.sampled_from(["params", "K params", "M params", "G params", "B params", None]),
 )
 def test_a_string_entry_parses_back_to_at_least_the_count_in_every_unit(
     flops: int, macs: int, params: int, compute_unit: str, params_unit: str | None
@@ -106,7 +107,7 @@ def test_a_string_entry_parses_back_to_at_least_the_count_in_every_unit(
     macs=COUNTS,
     params=COUNTS,
     compute_key=st.sampled_from([key for key in ALL_UNITS if "params" not in key]),
-    params_key=st.sampled_from(["params", "mparams", None]),
+    params_key=st.sampled_from(["params", "kparams", "mparams", "bparams", "gparams", None]),
 )
 def test_a_table_entry_parses_back_to_at_least_the_count_in_every_unit_key(
     flops: int, macs: int, params: int, compute_key: str, params_key: str | None
@@ -118,7 +119,7 @@ def test_a_table_entry_parses_back_to_at_least_the_count_in_every_unit_key(
     count = macs if ALL_UNITS[compute_key].kind == "macs" else flops
     _check(budget.compute.base_value, count, 3 * ALL_UNITS[compute_key].scale)
     if params_key:
-        assert budget.params is not None and budget.params.unit.key == params_key
+        assert budget.params is not None and budget.params.unit == ALL_UNITS[params_key]
         _check(budget.params.base_value, params, 7 * ALL_UNITS[params_key].scale)
 
 
@@ -151,7 +152,7 @@ def test_counts_are_rounded_up_never_down() -> None:
 
 
 def test_written_numbers_never_use_an_exponent() -> None:
-    assert format_written(10**18, "params") == "1000000000G params"
+    assert format_written(10**18, "params") == "1000000000B params"
     assert format_written(1, "flops", "g") == "0.000000001 GFLOPs"
 
 

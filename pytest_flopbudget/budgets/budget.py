@@ -171,10 +171,11 @@ def _from_arguments(
         units = ", ".join(q.unit.key for q in compute)
         raise BudgetError(f"{where}: give exactly one compute unit, got {len(compute)} ({units})")
     if len(params) > 1:
-        raise BudgetError(f"{where}: give at most one of params / mparams")
+        raise BudgetError(f"{where}: give at most one of params / kparams / mparams / bparams")
     if len(active) > 1:
         raise BudgetError(
-            f"{where}: give at most one of active_params / mactive_params / gactive_params"
+            f"{where}: give at most one of active_params / kactive_params / mactive_params / "
+            "bactive_params"
         )
     counting = set(COUNT_OPTION_CHOICES) | set(COUNT_FLAG_OPTIONS)
     for family_name, keys in (("memory", MEMORY_UNITS), ("time", TIME_UNITS)):
@@ -193,7 +194,7 @@ def _from_arguments(
     ):
         raise BudgetError(
             f"{where}: no budget given; add one compute unit (e.g. gflops=4.1 or gmacs=2) "
-            "and/or params / mparams / gactive_params / gib / ms"
+            "and/or params / mparams / bparams / bactive_params / gib / ms"
         )
     options["_memory"] = kinds["memory"][0] if kinds["memory"] else None
     options["_time"] = kinds["time"][0] if kinds["time"] else None

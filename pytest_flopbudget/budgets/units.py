@@ -11,7 +11,7 @@ import math
 import numbers
 import re
 import reprlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
@@ -23,6 +23,8 @@ Kind = Literal["flops", "macs", "params", "active_params", "memory", "time"]
 
 PREFIXES: dict[str, float] = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 _DISPLAY_PREFIX = {"": "", "k": "K", "m": "M", "g": "G", "t": "T"}
+# Parameter counts say billions the way model names do (Llama-2-7B): ``B``, read as ``g`` too.
+_PARAM_DISPLAY_PREFIX = {"": "", "k": "K", "m": "M", "g": "B"}
 _KIND_DISPLAY = {
     "flops": "FLOPs",
     "macs": "MACs",
@@ -61,9 +63,12 @@ class Unit:
 
     @property
     def key(self) -> str:
-        """The marker / pyproject argument name of this unit (``gflops``, ``mparams``, ``gib``)."""
+        """The marker / pyproject argument name of this unit (``gflops``, ``mparams``, ``gib``;
+        ``bparams``: billions of parameters are written ``b``, ``gparams`` is read the same)."""
         if self.kind in RESOURCE_KINDS:
             return self.prefix
+        if self.kind in PARAM_KINDS and self.prefix == "g":
+            return f"b{self.kind}"
         return f"{self.prefix}{self.kind}"
 
     @property
@@ -73,7 +78,7 @@ class Unit:
         if self.kind == "time":
             return self.prefix
         if self.kind in PARAM_KINDS:
-            return f"{_DISPLAY_PREFIX[self.prefix]} {_KIND_DISPLAY[self.kind]}".strip()
+            return f"{_PARAM_DISPLAY_PREFIX[self.prefix]} {_KIND_DISPLAY[self.kind]}".strip()
         return f"{_DISPLAY_PREFIX[self.prefix]}{_KIND_DISPLAY[self.kind]}"
 
 
@@ -82,11 +87,15 @@ COMPUTE_UNITS: dict[str, Unit] = {
     for kind in ("flops", "macs")
     for p in PREFIXES  # type: ignore[arg-type]
 }
-PARAM_UNITS: dict[str, Unit] = {"params": Unit("params", ""), "mparams": Unit("params", "m")}
-ACTIVE_PARAM_UNITS: dict[str, Unit] = {
-    f"{p}active_params": Unit("active_params", p) for p in ("", "m", "g")
+# ``b`` (billions, as LLM sizes are written) and ``g`` name the same unit for parameters.
+_PARAM_KEY_PREFIXES = {"": "", "k": "k", "m": "m", "b": "g", "g": "g"}
+PARAM_UNITS: dict[str, Unit] = {
+    f"{key}params": Unit("params", p) for key, p in _PARAM_KEY_PREFIXES.items()
 }
-"""Parameters one token's forward uses (see :mod:`..counting.active`): ``gactive_params=12.9``."""
+ACTIVE_PARAM_UNITS: dict[str, Unit] = {
+    f"{key}active_params": Unit("active_params", p) for key, p in _PARAM_KEY_PREFIXES.items()
+}
+"""Parameters one token's forward uses (see :mod:`..counting.active`): ``bactive_params=12.9``."""
 MEMORY_UNITS: dict[str, Unit] = {key: Unit("memory", key) for key in MEMORY_KEYS}
 """Peak memory of the counted pass: ``gib=16``, ``mib=512`` (binary), ``gb=16`` (decimal)."""
 TIME_UNITS: dict[str, Unit] = {key: Unit("time", key) for key in TIME_KEYS}
@@ -97,7 +106,7 @@ BUDGET_UNITS: dict[str, Unit] = {**ALL_UNITS, **MEMORY_UNITS, **TIME_UNITS}
 
 _QUANTITY = re.compile(
     r"^\s*(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*"
-    r"(?P<prefix>[kmgt])?\s*(?P<kind>flops?|macs?|(?:active\s+)?params?)\s*$",
+    r"(?P<prefix>[kmgtb])?\s*(?P<kind>flops?|macs?|(?:active\s+)?params?)\s*$",
     re.IGNORECASE,
 )
 _RESOURCE = re.compile(
@@ -114,6 +123,9 @@ class UnitError(ValueError):
 class Quantity:
     value: float
     unit: Unit
+    written: Decimal | None = field(default=None, compare=False)
+    """The number as its author wrote it (``Decimal("4.10")`` for ``"4.10 GFLOPs"``,
+    ``Decimal("4.1")`` for ``gflops=4.1``): reports show a budget with these figures."""
 
     @property
     def base_value(self) -> float:
@@ -162,7 +174,7 @@ def check_positive(value: object, what: str) -> float:
 
 def check_quantity(value: object, unit: Unit, what: str) -> Quantity:
     """A budget value in ``unit``: positive, and between one and 1e30 in the unit's base."""
-    quantity = Quantity(check_positive(value, what), unit)
+    quantity = Quantity(check_positive(value, what), unit, written_number(value))
     if unit.kind == "time":
         seconds = quantity.base_value
         if not resources.MIN_SECONDS <= seconds <= resources.MAX_SECONDS:
@@ -210,17 +222,28 @@ def parse_quantities(text: str) -> list[Quantity]:
         if match is None:
             raise UnitError(
                 f"cannot read {shown(part.strip())}: expected a number and a unit, e.g. '4.1 GFLOPs', "
-                "'300 MMACs', '25.6M params' (prefixes K, M, G, T), '16 GiB', '512 MiB' "
-                "(memory; GB is decimal), '2 ms' (time)"
+                "'300 MMACs', '7B params' (prefixes K, M, G, T; B for parameters), '16 GiB', "
+                "'512 MiB' (memory; GB is decimal), '2 ms' (time)"
             )
         kind = match["kind"].lower().rstrip("s") + "s"
         if kind.startswith("active"):
             kind = "active_params"
         prefix = (match["prefix"] or "").lower()
-        if kind in PARAM_KINDS and prefix not in ("", "k", "m", "g"):
-            raise UnitError(f"cannot read {shown(part.strip())}: parameter counts take K, M or G")
+        if kind in PARAM_KINDS:
+            if prefix not in _PARAM_KEY_PREFIXES:
+                raise UnitError(
+                    f"cannot read {shown(part.strip())}: parameter counts take K, M or B "
+                    "(G is read as B)"
+                )
+            prefix = _PARAM_KEY_PREFIXES[prefix]
+        elif prefix == "b":
+            raise UnitError(
+                f"cannot read {shown(part.strip())}: B (billions) is for parameter counts; "
+                "compute takes K, M, G or T"
+            )
         unit = Unit(kind, prefix)  # type: ignore[arg-type]
-        quantities.append(check_quantity(float(match["number"]), unit, shown(part.strip())))
+        quantity = check_quantity(float(match["number"]), unit, shown(part.strip()))
+        quantities.append(replace(quantity, written=Decimal(match["number"])))
     return quantities
 
 
@@ -237,6 +260,23 @@ def _resource_quantity(part: str) -> Quantity | None:
     return check_quantity(float(match["number"]), unit, shown(part.strip()))
 
 
+def written_number(value: object) -> Decimal | None:
+    """A marker or table value's figures: ``4.1`` for ``gflops=4.1``, ``26`` for ``mparams=26``.
+
+    The shortest decimal that reads back as the same float, which is what its author typed.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        if isinstance(value, numbers.Integral):
+            number = Decimal(int(value))
+        else:
+            number = Decimal(repr(float(value)))
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return number if number.is_finite() else None
+
+
 def best_prefix(value: float) -> str:
     for prefix in ("t", "g", "m", "k"):
         if abs(value) >= PREFIXES[prefix]:
@@ -244,17 +284,57 @@ def best_prefix(value: float) -> str:
     return ""
 
 
+def best_prefix_for(value: float, kind: Kind) -> str:
+    """The largest prefix below ``value``; parameter counts stop at B (``1,200B params``)."""
+    prefix = best_prefix(value)
+    return "g" if kind in PARAM_KINDS and prefix == "t" else prefix
+
+
+def with_unit(number: str, kind: Kind, prefix: str) -> str:
+    """``4.1 GFLOPs``, ``7B params``, ``12.9B active params``."""
+    if kind in PARAM_KINDS:
+        return f"{number}{_PARAM_DISPLAY_PREFIX[prefix]} {_KIND_DISPLAY[kind]}"
+    return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
+
+
+def format_written_budget(quantity: Quantity, prefix: str | None = None) -> str:
+    """A budget with the figures its author wrote (``2.835 MFLOPs``, ``4.1 GFLOPs``).
+
+    ``prefix`` shows it in another prefix of its kind, keeping its significant figures
+    (``6800M params`` in B is ``6.800B params``), so that a row family reads in one unit.
+    Without written figures (or with more than 12, or a number ``prefix`` would turn into
+    a long run of zeros) it falls back to :func:`format_budget_value`.
+    """
+    unit = quantity.unit
+    target = unit.prefix if prefix is None else prefix
+    written = quantity.written
+    shift = (_EXPONENT[unit.prefix] - _EXPONENT[target]) * 3
+    if written is None or len(written.as_tuple().digits) > 12 or abs(shift) > 12:
+        shown = format_budget_value(quantity.base_value, unit.kind, target, exact=True)
+        return shown.replace(",", "")  # read back as a budget string, where "," separates
+    number = written.scaleb(shift)
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:
+        number = number.quantize(Decimal(1))  # 6.8 in M from 0.0068 B: 6.8, not 6.8E+0
+    return with_unit(f"{number:f}", unit.kind, target)  # no separator: it reads back
+
+
+_EXPONENT = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+
 def format_quantity(value: float | None, kind: Kind, prefix: str | None = None) -> str:
     """``4.52 GFLOPs``, ``1.05 MMACs``, ``25.6M params``: three significant figures."""
     if value is None:
         return "-"
-    prefix = best_prefix(value) if prefix is None else prefix
+    prefix = best_prefix_for(value, kind) if prefix is None else prefix
     scaled = value / PREFIXES[prefix]
-    whole = not prefix or abs(scaled) >= 1000
-    number = f"{scaled:,.0f}" if whole else f"{scaled:#.3g}".rstrip(".")
-    if kind in PARAM_KINDS:
-        return f"{number}{_DISPLAY_PREFIX[prefix]} {_KIND_DISPLAY[kind]}"
-    return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
+    if not prefix:
+        number = f"{scaled:,.0f}"
+    elif abs(scaled) >= 1000:  # no separator: "1200B params" reads back as a budget
+        number = f"{scaled:.0f}"
+    else:
+        number = f"{scaled:#.3g}".rstrip(".")
+    return with_unit(number, kind, prefix)
 
 
 def format_budget_value(value: float, kind: Kind, prefix: str, *, exact: bool = False) -> str:
@@ -271,9 +351,7 @@ def format_budget_value(value: float, kind: Kind, prefix: str, *, exact: bool = 
         precise = (Decimal(repr(float(value))) / Decimal(int(PREFIXES[prefix]))).normalize()
         if precise.as_tuple().exponent < -2:  # type: ignore[operator]
             number = format(precise, "f")
-    if kind in PARAM_KINDS:
-        return f"{number}{_DISPLAY_PREFIX[prefix]} {_KIND_DISPLAY[kind]}"
-    return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
+    return with_unit(number, kind, prefix)
 
 
 WRITTEN_DIGITS = 4
@@ -325,9 +403,7 @@ def format_written(count: float, kind: Kind, prefix: str | None = None) -> str:
         if kind in PARAM_KINDS and prefix not in PARAM_PREFIXES:
             prefix = "g"
     number = plain_number(ceil_significant(count, prefix))
-    if kind in PARAM_KINDS:
-        return f"{number}{_DISPLAY_PREFIX[prefix]} {_KIND_DISPLAY[kind]}"
-    return f"{number} {_DISPLAY_PREFIX[prefix]}{_KIND_DISPLAY[kind]}"
+    return with_unit(number, kind, prefix)
 
 
 def _format_resource(value: float, kind: Kind, key: str, *, exact: bool) -> str:

@@ -15,7 +15,14 @@ from .budget import Budget
 from .config import Settings
 from .resources import format_bytes
 from .timing import unmeasured
-from .units import format_budget_value, format_quantity
+from .units import (
+    PREFIXES,
+    Quantity,
+    format_budget_value,
+    format_quantity,
+    format_written_budget,
+    with_unit,
+)
 
 OK = "ok"
 OVER = "over"
@@ -70,6 +77,12 @@ class Verdict:
     device: str | None = None
     op_costs: tuple[OpCost, ...] | None = None
     """What a roofline prices; None when a count behind the verdict measured no bytes."""
+    budget_written: tuple[tuple[str, str, str], ...] = ()
+    budget_resource_label: str | None = None
+    """The memory and time parts of ``budget_label`` (``16.00 GiB, 2.00 ms on A100:fp16``),
+    which a row shows beside the compute and params parts it puts in its family's unit."""
+    """(kind, prefix, figures) of each budget part as written (``("flops", "m", "2.835")``),
+    so a report can show it in its row family's unit without losing a figure."""
 
     @property
     def fails_test(self) -> bool:
@@ -105,6 +118,7 @@ class Verdict:
         values["notes"] = tuple(values.get("notes", ()))
         if values.get("op_costs") is not None:
             values["op_costs"] = tuple(OpCost.from_list(cost) for cost in values["op_costs"])
+        values["budget_written"] = tuple(tuple(part) for part in values.get("budget_written", ()))
         return cls(**values)
 
 
@@ -368,45 +382,36 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         measured = subject.macs if unit.kind == "macs" else subject.flops
         limit_flops = limit * fpm if unit.kind == "macs" else limit
         used = subject.flops / limit_flops
-        labels.append(format_budget_value(limit, unit.kind, unit.prefix, exact=True))
+        labels.append(format_written_budget(budget.compute))
         if measured > limit * (1 + tolerance):
-            problems.append(_over(subject.name, measured, limit, unit.kind, unit.prefix, tolerance))
+            problems.append(_over(subject.name, measured, budget.compute, tolerance))
     limit_params: float | None = None
     if budget.params is not None:
         unit = budget.params.unit
         limit_params = budget.params.base_value
-        labels.append(format_budget_value(limit_params, "params", unit.prefix, exact=True))
+        labels.append(format_written_budget(budget.params))
         if used is None:
             used = subject.params / limit_params
         if subject.params > limit_params * (1 + tolerance):
-            problems.append(
-                _over(subject.name, subject.params, limit_params, "params", unit.prefix, tolerance)
-            )
+            problems.append(_over(subject.name, subject.params, budget.params, tolerance))
     limit_active: float | None = None
     if budget.active_params is not None:
         unit = budget.active_params.unit
         limit_active = budget.active_params.base_value
-        labels.append(format_budget_value(limit_active, "active_params", unit.prefix, exact=True))
+        labels.append(format_written_budget(budget.active_params))
         if used is None:
             used = _active(subject) / limit_active
         if _active(subject) > limit_active * (1 + tolerance):
-            problems.append(
-                _over(
-                    subject.name,
-                    _active(subject),
-                    limit_active,
-                    "active_params",
-                    unit.prefix,
-                    tolerance,
-                )
-            )
+            problems.append(_over(subject.name, _active(subject), budget.active_params, tolerance))
     compute_over = bool(problems)  # the FLOPs by module say where, for these only
+    resource_labels: list[str] = []
     errors: list[str] = []
     limit_memory: float | None = None
     if budget.memory is not None:
         unit = budget.memory.unit
         limit_memory = budget.memory.base_value
         labels.append(format_budget_value(limit_memory, "memory", unit.prefix, exact=True))
+        resource_labels.append(labels[-1])
         if subject.peak_memory is None:
             errors.append(
                 f"{budget.origin}: memory budget {labels[-1]} for {subject.name!r}, but its "
@@ -418,7 +423,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
                 used = subject.peak_memory / limit_memory
             if subject.peak_memory > limit_memory * (1 + tolerance):
                 problems.append(
-                    _over(
+                    _over_resource(
                         subject.name,
                         subject.peak_memory,
                         limit_memory,
@@ -437,6 +442,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
             format_budget_value(limit_seconds, "time", budget.time.unit.prefix, exact=True)
             + f" on {budget.device}"
         )
+        resource_labels.append(labels[-1])
         if error is not None:
             errors.append(error)
         elif problem is not None:
@@ -462,6 +468,8 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
         active_params=_active(subject),
         budget_active_params=limit_active,
         budget_label=", ".join(labels),
+        budget_written=_written_parts(budget),
+        budget_resource_label=", ".join(resource_labels) or None,
         budget_source=budget.source,
         budget_key=budget.pyproject_key,
         budget_file=budget.pyproject_file,
@@ -537,9 +545,41 @@ def _peak_details(subject: _Subject, limit: int = 3) -> list[str]:
     return lines
 
 
-def _over(
+def _written_parts(budget: Budget) -> tuple[tuple[str, str, str], ...]:
+    parts = []
+    for quantity in (budget.compute, budget.params, budget.active_params):
+        if quantity is not None and quantity.written is not None:
+            parts.append((quantity.unit.kind, quantity.unit.prefix, f"{quantity.written:f}"))
+    return tuple(parts)
+
+
+def _over(name: str, measured: float, budget: Quantity, tolerance: float) -> str:
+    """``10.45 MFLOPs exceeds budget 10 MFLOPs (+4.5%)``: the budget as written, the count
+    with at least its decimals (two or more) in its unit."""
+    limit, kind, prefix = budget.base_value, budget.unit.kind, budget.unit.prefix
+    excess = (measured / limit - 1) * 100
+    shown = f"+{excess:.1f}%" if excess >= 0.05 else "+<0.1%"
+    slack = f", tolerance {tolerance:.1%}" if tolerance else ""
+    decimals = 2
+    exponent = budget.written.as_tuple().exponent if budget.written is not None else 0
+    if isinstance(exponent, int) and -exponent > decimals:
+        decimals = -exponent
+    got = _in_unit(measured, kind, prefix, decimals)
+    allowed = format_written_budget(budget)
+    if not prefix or _in_unit(limit, kind, prefix, decimals) == got:
+        # too close to tell apart in the budget's unit: show exact numbers
+        got, allowed = format_budget_value(measured, kind, ""), format_budget_value(limit, kind, "")
+    return f"{name}: {got} exceeds budget {allowed} ({shown}{slack})"
+
+
+def _in_unit(value: float, kind: Any, prefix: str, decimals: int) -> str:
+    return with_unit(f"{value / PREFIXES[prefix]:.{decimals}f}", kind, prefix)
+
+
+def _over_resource(
     name: str, measured: float, limit: float, kind: Any, prefix: str, tolerance: float
 ) -> str:
+    """A memory or time excess, in the budget's unit (exact bytes where that cannot tell)."""
     excess = (measured / limit - 1) * 100
     shown = f"+{excess:.1f}%" if excess >= 0.05 else "+<0.1%"
     slack = f", tolerance {tolerance:.1%}" if tolerance else ""

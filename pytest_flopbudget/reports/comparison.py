@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from ..budgets.comparison import Comparison, ModelChange, Report
 from ..budgets.resources import format_bytes
-from ..budgets.units import format_quantity
+from ..budgets.units import PREFIXES, best_prefix_for, format_quantity
 
 
 def to_dict(comparison: Comparison) -> dict[str, Any]:
@@ -275,7 +275,19 @@ def aligned(rows: list[dict[str, str]], columns: Iterable[str], right: set[str])
 
 
 def _old_to_new(old: float | None, new: float | None, kind: Literal["macs", "params"]) -> str:
-    return f"{format_quantity(old, kind)} -> {format_quantity(new, kind)}"
+    """Both sides in one prefix, that of the larger (``999 KMACs -> 1.00 MMACs`` reads as a
+    thousandfold jump; ``0.999 MMACs -> 1.00 MMACs`` does not)."""
+    values = [abs(value) for value in (old, new) if value]
+    if not values:
+        return f"{format_quantity(old, kind)} -> {format_quantity(new, kind)}"
+    prefix = best_prefix_for(max(values), kind)
+    shown = [
+        format_quantity(
+            value, kind, None if not value or abs(value) < PREFIXES[prefix] / 1000 else prefix
+        )
+        for value in (old, new)
+    ]
+    return f"{shown[0]} -> {shown[1]}"
 
 
 def _signed(value: float | None, kind: Literal["macs", "params"]) -> str:

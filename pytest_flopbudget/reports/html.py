@@ -32,16 +32,17 @@ def data(
 ) -> dict[str, Any]:
     """What the page draws: plain JSON, every number also pre-formatted for reading."""
     verdicts = [verdict for record in records for verdict in record.verdicts]
+    prefixes = rows.family_prefixes(verdicts)
     return {
         "convention": f"{settings.convention}; {settings.ops_convention}",
         "tally": _tally(verdicts),
-        "models": [_model(verdict, settings) for verdict in verdicts],
+        "models": [_model(verdict, settings, prefixes) for verdict in verdicts],
         "stale": [entry.describe() for entry in stale],
     }
 
 
-def _model(verdict: Verdict, settings: Settings) -> dict[str, Any]:
-    cells = rows.cells(verdict, settings)
+def _model(verdict: Verdict, settings: Settings, prefixes: rows.Prefixes) -> dict[str, Any]:
+    cells = rows.cells(verdict, settings, prefixes=prefixes)
     return {
         "test": verdict.nodeid,
         "name": verdict.name,
@@ -91,10 +92,10 @@ def _model(verdict: Verdict, settings: Settings) -> dict[str, Any]:
 
 
 def _tally(verdicts: Sequence[Verdict]) -> str:
-    labels: dict[str, int] = {}
-    for verdict in verdicts:
-        labels[verdict.status_label] = labels.get(verdict.status_label, 0) + 1
-    return ", ".join(f"{n} {label}" for label, n in sorted(labels.items()))
+    """The terminal's last line: worst first, errors that counted nothing apart."""
+    from .table import tally
+
+    return tally(verdicts)
 
 
 def build(

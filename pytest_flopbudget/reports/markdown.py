@@ -45,8 +45,9 @@ def build(
             + "|".join("---" if c in ("test", "name", "status") else "---:" for c in columns)
             + "|"
         )
+        prefixes = rows.family_prefixes(verdicts)
         for verdict in verdicts:
-            cells = rows.cells(verdict, settings)
+            cells = rows.cells(verdict, settings, prefixes=prefixes)
             cells["test"] = f"`{cells['test']}`"
             cells["status"] = _MARKS.get(verdict.status, verdict.status)
             if verdict.status != OK and not verdict.enforced and verdict.counted:

@@ -79,7 +79,13 @@ def write(
     if not verdicts and not stale:
         return
     width = max(terminal._tw.fullwidth, 40)
-    terminal.write_sep("=", f"flop budget: {settings.convention}; {settings.ops_convention}")
+    title = f"flop budget: {settings.convention}; {settings.ops_convention}"
+    if len(title) + 4 <= width:
+        terminal.write_sep("=", title)
+    else:  # the conventions on lines of their own, wrapped between words
+        terminal.write_sep("=", "flop budget:")
+        for part in layout.wrap(title.removeprefix("flop budget: "), width):
+            terminal.write_line(part)
     if verdicts and verbosity >= -1:
         _write_rows(terminal, verdicts, settings, verbosity, with_baseline, width)
         legend = rows.hardware_legend(settings)
@@ -102,7 +108,8 @@ def _write_rows(
     width: int,
 ) -> None:
     columns = _columns(verbosity, settings, with_baseline, rows.resource_columns(verdicts))
-    table = [rows.cells(verdict, settings) for verdict in verdicts]
+    prefixes = rows.family_prefixes(verdicts)
+    table = [rows.cells(verdict, settings, prefixes=prefixes) for verdict in verdicts]
     if verbosity < 0:
         short = layout.short_ids(verdict.nodeid for verdict in verdicts)
         for verdict, cells in zip(verdicts, table, strict=True):
