@@ -44,7 +44,7 @@ def test_active_params_that_grew_since_the_baseline_are_a_regression(tmp_path: P
     assert ACTIVE_TOP3 - ACTIVE_TOP2 == 32 * 3 * 4096 * 14336
     verdict = against_baseline(_verdict(ACTIVE_TOP3), _baseline(tmp_path, ACTIVE_TOP2), Settings())
     assert verdict.status == REGRESSION
-    assert "Mixtral: active 18.5G params, up from 12.9G params in the baseline (+43.8%)" in (
+    assert "Mixtral: active 18.5B params, up from 12.9B params in the baseline (+43.8%)" in (
         verdict.message
     )
 
@@ -89,7 +89,7 @@ def test_compare_fails_on_active_params_that_grew_and_shows_them(
     out = capsys.readouterr().out
     assert code == 1
     (row,) = [line for line in out.splitlines() if line.startswith("t.py::test_moe  ")]
-    assert "46.7G params -> 46.7G params (active 12.9G -> 18.5G)" in row
+    assert "46.7B params -> 46.7B params (active 12.9B -> 18.5B)" in row
     assert row.endswith("REGRESSED")
     code = main(["compare", str(old), str(new), "--json"])
     data = json.loads(capsys.readouterr().out)

@@ -165,7 +165,7 @@ def test_a_missing_peak_is_not_hidden_by_unknown_ops_nor_hides_a_compute_excess(
     assert verdict.status == ERROR
     lines = verdict.message.splitlines()
     assert lines[0].startswith("here: memory budget 16.00 GiB for 'FFN', but its count has no")
-    assert lines[1] == "FFN: 1.05 MFLOPs exceeds budget 1.00 MFLOPs (+5.5%)"
+    assert lines[1] == "FFN: 1.05 MFLOPs exceeds budget 1 MFLOPs (+5.5%)"
 
 
 def test_a_budget_combining_compute_memory_checks_and_shows_each() -> None:
@@ -173,7 +173,7 @@ def test_a_budget_combining_compute_memory_checks_and_shows_each() -> None:
     assert budget is not None
     (verdict,) = judge("t.py::test_x", [_ffn_count()], [budget], Settings())
     assert verdict.status == OVER
-    assert verdict.budget_label == "2.00 MFLOPs, 4.00 MiB"
+    assert verdict.budget_label == "2 MFLOPs, 4.00 MiB"
     lines = verdict.message.splitlines()
     # 4,235,288 / 4,194,304 = 1.00977
     assert lines[0] == "FFN: 4.04 MiB peak memory exceeds budget 4.00 MiB (+1.0%)"

@@ -133,7 +133,7 @@ def test_a_budget_may_combine_compute_memory_and_time_and_shows_each() -> None:
     count = _count((OpCost(10**12, 10**6, 1),), 10**6, macs=10**12)
     (verdict,) = judge("t.py::test_x", [count], [budget], Settings())
     assert verdict.status == OK
-    assert verdict.budget_label == "2000.00 GFLOPs, 16.00 GiB, 7.00 ms on A100:fp16"
+    assert verdict.budget_label == "2000 GFLOPs, 16.00 GiB, 7.00 ms on A100:fp16"
     assert verdict.seconds == pytest.approx(2e12 / 312e12)
 
 

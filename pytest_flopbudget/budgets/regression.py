@@ -78,7 +78,9 @@ def against_baseline(
     if grew or memory_grew:
         lines = []
         if grew:
-            lines.append(_growth(verdict.name, verdict.macs, entry.macs, "macs"))
+            params_changed = (verdict.params, active) != (entry.params, entry.active)
+            if verdict.macs != entry.macs or not params_changed:
+                lines.append(_growth(verdict.name, verdict.macs, entry.macs, "macs"))
             if verdict.params != entry.params:
                 lines.append(_growth(verdict.name, verdict.params, entry.params, "params"))
             if active != entry.active:

@@ -191,7 +191,7 @@ def _row(model: ModelChange) -> dict[str, str]:
 
 
 def _params_cell(model: ModelChange) -> str:
-    """``46.7G -> 46.7G params (active 12.9G -> 18.5G)`` where a side has fewer active."""
+    """``46.7B -> 46.7B params (active 12.9B -> 18.5B)`` where a side has fewer active."""
     cell = _old_to_new(model.old_params, model.new_params, "params")
     sides = (
         (model.old_params, model.old_active_params),
