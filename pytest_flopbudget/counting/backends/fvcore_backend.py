@@ -249,8 +249,13 @@ def _tensors_in(values: Any) -> list[torch.Tensor]:
     return found
 
 
+@functools.lru_cache(maxsize=1024)
 def _without_out_arguments(handle: FvcoreHandle) -> FvcoreHandle:
-    """fvcore's handles assert their argument count; ``out=`` adds one. Drop it."""
+    """fvcore's handles assert their argument count; ``out=`` adds one. Drop it.
+
+    Cached per handle: a count wraps some 150 handles, which cost more than a small model's
+    whole trace when wrapped afresh each time.
+    """
 
     @functools.wraps(handle)
     def wrapped(inputs: list[Any], outputs: list[Any]) -> Any:
