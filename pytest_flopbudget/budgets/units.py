@@ -257,7 +257,8 @@ def _resource_quantity(part: str) -> Quantity | None:
     if memory is None and time is None:
         return None
     unit = Unit("memory", memory) if memory is not None else Unit("time", time)  # type: ignore[arg-type]
-    return check_quantity(float(match["number"]), unit, shown(part.strip()))
+    quantity = check_quantity(float(match["number"]), unit, shown(part.strip()))
+    return replace(quantity, written=Decimal(match["number"]))
 
 
 def written_number(value: object) -> Decimal | None:
@@ -306,8 +307,13 @@ def format_written_budget(quantity: Quantity, prefix: str | None = None) -> str:
     a long run of zeros) it falls back to :func:`format_budget_value`.
     """
     unit = quantity.unit
-    target = unit.prefix if prefix is None else prefix
     written = quantity.written
+    if unit.kind in RESOURCE_KINDS:  # memory and time keep their own unit (``16 GiB``, ``2 ms``)
+        if written is None or len(written.as_tuple().digits) > 12:
+            return format_budget_value(quantity.base_value, unit.kind, unit.prefix, exact=True)
+        symbol = MEMORY_SYMBOLS[unit.prefix] if unit.kind == "memory" else unit.prefix
+        return f"{written:f} {symbol}"
+    target = unit.prefix if prefix is None else prefix
     shift = (_EXPONENT[unit.prefix] - _EXPONENT[target]) * 3
     if written is None or len(written.as_tuple().digits) > 12 or abs(shift) > 12:
         shown = format_budget_value(quantity.base_value, unit.kind, target, exact=True)

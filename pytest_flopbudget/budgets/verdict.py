@@ -410,7 +410,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
     if budget.memory is not None:
         unit = budget.memory.unit
         limit_memory = budget.memory.base_value
-        labels.append(format_budget_value(limit_memory, "memory", unit.prefix, exact=True))
+        labels.append(format_written_budget(budget.memory))
         resource_labels.append(labels[-1])
         if subject.peak_memory is None:
             errors.append(
@@ -423,14 +423,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
                 used = subject.peak_memory / limit_memory
             if subject.peak_memory > limit_memory * (1 + tolerance):
                 problems.append(
-                    _over_resource(
-                        subject.name,
-                        subject.peak_memory,
-                        limit_memory,
-                        "memory",
-                        unit.prefix,
-                        tolerance,
-                    )
+                    _over_resource(subject.name, subject.peak_memory, budget.memory, tolerance)
                 )
                 problems += _peak_details(subject)
     timing = None
@@ -438,10 +431,7 @@ def _check(nodeid: str, subject: _Subject, budget: Budget, settings: Settings) -
     if budget.time is not None:
         timing, problem, error = _check_time(subject, budget, tolerance, settings)
         limit_seconds = budget.time.base_value
-        labels.append(
-            format_budget_value(limit_seconds, "time", budget.time.unit.prefix, exact=True)
-            + f" on {budget.device}"
-        )
+        labels.append(f"{format_written_budget(budget.time)} on {budget.device}")
         resource_labels.append(labels[-1])
         if error is not None:
             errors.append(error)
@@ -520,7 +510,7 @@ def _check_time(
     excess = (timing.seconds / limit - 1) * 100
     shown = f"+{excess:.1f}%" if excess >= 0.05 else "+<0.1%"
     slack = f", tolerance {tolerance:.1%}" if tolerance else ""
-    allowed = format_budget_value(limit, "time", budget.time.unit.prefix, exact=True)
+    allowed = format_written_budget(budget.time)
     return (
         timing,
         f"{subject.name}: {timing.describe()} exceeds budget {allowed} ({shown}{slack})",
@@ -576,18 +566,16 @@ def _in_unit(value: float, kind: Any, prefix: str, decimals: int) -> str:
     return with_unit(f"{value / PREFIXES[prefix]:.{decimals}f}", kind, prefix)
 
 
-def _over_resource(
-    name: str, measured: float, limit: float, kind: Any, prefix: str, tolerance: float
-) -> str:
-    """A memory or time excess, in the budget's unit (exact bytes where that cannot tell)."""
+def _over_resource(name: str, measured: float, budget: Quantity, tolerance: float) -> str:
+    """A memory excess: the count in the budget's unit, the budget as written (exact bytes
+    where the unit cannot tell them apart)."""
+    limit, kind, prefix = budget.base_value, budget.unit.kind, budget.unit.prefix
     excess = (measured / limit - 1) * 100
     shown = f"+{excess:.1f}%" if excess >= 0.05 else "+<0.1%"
     slack = f", tolerance {tolerance:.1%}" if tolerance else ""
-    got, allowed = (
-        format_budget_value(measured, kind, prefix),
-        format_budget_value(limit, kind, prefix),
-    )
-    if got == allowed:  # too close to tell apart in the budget's unit: show exact numbers
+    got = format_budget_value(measured, kind, prefix)
+    allowed = format_written_budget(budget)
+    if got == format_budget_value(limit, kind, prefix):  # too close to tell apart: exact bytes
         base = "b" if kind == "memory" else ""
         got, allowed = (
             format_budget_value(measured, kind, base),
