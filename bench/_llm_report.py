@@ -5,36 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-GB = 1e9
-MIB = 2**20
-
-
-def _s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
-def _gb(mib: float | None) -> str:
-    return "-" if mib is None else f"{mib * MIB / GB:.2f} GB"
-
-
-def _verdict(ok: bool) -> str:
-    return "pass" if ok else "**MISSED**"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _run_line(meta: dict[str, Any]) -> str:
-    quick = " (`--quick`: fewer repetitions, noisier numbers)" if meta.get("quick") else ""
-    return (
-        f"Run {meta['started']} with `{meta['command']}`{quick}; load average "
-        f"{meta['load_before']} before, {meta['load_after']} after."
-    )
+from _format import GB, MIB
+from _format import gb as _gb
+from _format import run_line as _run_line
+from _format import seconds as _s
+from _format import table as _table
+from _format import verdict as _verdict
 
 
 def llm70b(data: dict[str, Any]) -> tuple[list[str], list[str]]:

@@ -9,10 +9,13 @@ from typing import Any
 
 import _llm_report
 from _counters import TOOL_LABELS
+from _format import GB, MIB
+from _format import gb as _gb
+from _format import run_line as _run_line
+from _format import seconds as _s
+from _format import table as _table
+from _format import verdict as _verdict
 from _models import label
-
-GB = 1e9
-MIB = 2**20
 
 
 def _load(results: Path, name: str) -> dict[str, Any] | None:
@@ -20,18 +23,8 @@ def _load(results: Path, name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
 def _mib(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} MiB"
-
-
-def _gb(mib: float) -> str:
-    return f"{mib * MIB / GB:.2f} GB"
 
 
 def _macs(macs: int | None) -> str:
@@ -47,24 +40,6 @@ def _params(params: int | None) -> str:
     if params is None:
         return "-"
     return f"{params / 1e9:.3f} B" if params >= 1e9 else f"{params / 1e6:.3f} M"
-
-
-def _verdict(ok: bool) -> str:
-    return "pass" if ok else "**MISSED**"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _run_line(meta: dict[str, Any]) -> str:
-    quick = " **(quick run: fewer repetitions)**" if meta["quick"] else ""
-    return (
-        f"Run {meta['started']} by `{meta['command']}` in {meta['duration_s']:.0f} s; load "
-        f"average {meta['load_before']} before, {meta['load_after']} after.{quick}"
-    )
 
 
 # 1 ------------------------------------------------------------------------------------------
